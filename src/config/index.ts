@@ -1,0 +1,10 @@
+export * from "./schema";
+export * from "./inputs";
+export * from "./errors";
+export { PRESETS, designNeedsTls } from "./presets";
+export type { PresetVirtualService } from "./presets";
+export { render, buildRuntimeDocument, normalizeRealServers } from "./render";
+export { validateRuntimeConfig, listConfigProblems } from "./validate";
+export type { ValidateOptions } from "./validate";
+export { checkTlsPair } from "./tls";
+export { runtimeConfigJsonSchema } from "./jsonschema";

@@ -1,0 +1,3 @@
+export async function demoCommand(_args: string[], _out: { stdout: (s: string) => void }): Promise<number> {
+  throw new Error("demo: not built yet");
+}

@@ -1,0 +1,3 @@
+export async function planCommand(_args: string[], _out: { stdout: (s: string) => void }): Promise<number> {
+  throw new Error("plan: not built yet");
+}

@@ -1,0 +1,3 @@
+export async function serveCommand(_args: string[]): Promise<number> {
+  throw new Error("serve: not built yet");
+}
