@@ -1,0 +1,62 @@
+/**
+ * The boundary between the proxy's core (listeners, pool, balancing, persistence, health, workers) and its
+ * mode handlers (tcp byte pipe, http/1.1 engine). A handler never sees the balancer's insides; the core never
+ * parses a byte of application data. No @pulumi import anywhere under src/proxy.
+ */
+import type { Socket } from "node:net";
+import type { Listener, VirtualService } from "../config";
+
+/** UP/DOWN come from health checks; DRAIN/HALT are the operator's (DRAIN: no new clients, open ones stay;
+ * HALT: no new clients and open connections closed). */
+export type ServerState = "UP" | "DOWN" | "DRAIN" | "HALT";
+
+/** One real server of one VIP, as this process sees it. */
+export interface Backend {
+  readonly vip: string;
+  readonly name: string;
+  readonly address: string;
+  readonly weight: number;
+  readonly state: ServerState;
+  /** The port to connect to when the client hit `listenerPort` (port translation when the server sets one). */
+  targetPort(listenerPort: number): number;
+  /** Count a session on this backend (leastconn, status, metrics); the returned function ends it. `close` is
+   * called by the core when the server goes DOWN or HALT (shutdown-sessions). */
+  openSession(close: () => void): SessionHandle;
+}
+
+export interface SessionHandle {
+  /** Add transferred bytes (client→server, server→client) to the backend's counters. */
+  addBytes(toServer: number, toClient: number): void;
+  end(): void;
+}
+
+/** Thrown (rejected) when no real server can take the client: the handler answers 503 or closes fast. */
+export class NoServerError extends Error {
+  constructor(vip: string, detail = "no real server is up") {
+    super(`${vip}: ${detail}`);
+    this.name = "NoServerError";
+  }
+}
+
+/** The live view of one VIP that handlers use. Its `config` is replaced on reload. */
+export interface VipRuntime {
+  readonly config: VirtualService;
+  /**
+   * Connects a client to a real server: persistence entry first, then the deterministic first choice
+   * (weighted rendezvous hash of clientIp), walking past servers that cannot take new clients, retrying
+   * `config.retries` other servers on a refused or timed-out connect. Pins the client to the server that
+   * answered. Honours sourceAddress and timeouts.connectMs. Rejects with NoServerError.
+   */
+  connect(clientIp: string, listenerPort: number): Promise<{ socket: Socket; backend: Backend }>;
+  /** A plain connection to one given backend (no balancing, no retries): for handlers that keep their own
+   * keep-alive pool per backend and only need a fresh socket when the pool is empty. */
+  connectBackend(backend: Backend, listenerPort: number): Promise<Socket>;
+  /** The server this client would get now (without connecting), or undefined when none can take it. */
+  choose(clientIp: string): Backend | undefined;
+  /** One JSON log line (the core adds time and worker). */
+  log(record: Record<string, unknown>): void;
+}
+
+/** Builds the handler for one listener; called again for every listener on each reload (a new closure
+ * picks up new TLS files and settings; connections already open keep the one they started with). */
+export type HandlerFactory = (listener: Listener, vip: VipRuntime) => (client: Socket) => void;
