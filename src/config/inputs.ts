@@ -22,6 +22,19 @@ const ipAddress = z
   .string()
   .refine((s) => isIP(s) !== 0, { message: "not an IP address: give a dotted IPv4 or an IPv6 address" });
 
+/** An IPv4 or IPv6 CIDR block such as 203.0.113.0/24 (security-group sources: clientCidrs, adminCidrs). */
+export const cidrBlock = z.string().refine(isCidr, {
+  message: "not a CIDR block: write an address and a prefix length, e.g. 203.0.113.0/24 or 0.0.0.0/0",
+});
+
+export function isCidr(s: string): boolean {
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(s);
+  if (!m) return false;
+  const family = isIP(m[1]);
+  const bits = Number(m[2]);
+  return family !== 0 && bits <= (family === 4 ? 32 : 128);
+}
+
 export const RealServerInputSchema = z
   .object({
     name: z.string().optional().describe("Omitted: portal-1, portal-2, ... in the order given."),
