@@ -8,3 +8,4 @@ export { validateRuntimeConfig, listConfigProblems } from "./validate";
 export type { ValidateOptions } from "./validate";
 export { checkTlsPair } from "./tls";
 export { runtimeConfigJsonSchema } from "./jsonschema";
+export { configReferenceMarkdown, REFERENCE_START, REFERENCE_END } from "./reference";

@@ -60,7 +60,7 @@ export const RealServerSchema = z
 
 export const PersistenceSchema = z
   .object({
-    type: z.enum(["source-ip", "none"]).default("source-ip"),
+    type: z.enum(["source-ip", "none"]).default("source-ip").describe("source-ip: a client address keeps its real server across all ports of the VIP."),
     timeoutSeconds: z
       .number()
       .min(1, { message: "persistence timeout is between 1 s and 7 days (604800 s)" })
@@ -72,9 +72,9 @@ export const PersistenceSchema = z
 
 export const HealthCheckSchema = z
   .object({
-    type: z.enum(["https-get", "http-get", "connect"]),
+    type: z.enum(["https-get", "http-get", "connect"]).describe("https-get/http-get: GET path, 200-399 is up. connect: a TCP connect to the port."),
     port: port.optional().describe("Omitted: the real server's own port (its translated port, else the VIP's first port)."),
-    path: z.string().startsWith("/", { message: "a health-check path starts with '/'" }).default("/admin/startup"),
+    path: z.string().startsWith("/", { message: "a health-check path starts with '/'" }).default("/admin/startup").describe("GET path of http(s) checks: CTERA's documented probe."),
     host: z
       .string()
       .min(1)
@@ -84,10 +84,11 @@ export const HealthCheckSchema = z
       .number()
       .int()
       .min(100, { message: "health-check interval is at least 100 ms" })
-      .default(4000),
+      .default(4000)
+      .describe("Time between checks of one server."),
     timeoutMs: z.number().int().min(50).optional().describe("Omitted: the smaller of 2 s and half the interval."),
-    rise: z.number().int().min(1, { message: "rise is at least 1" }).default(2),
-    fall: z.number().int().min(1, { message: "fall is at least 1" }).default(2),
+    rise: z.number().int().min(1, { message: "rise is at least 1" }).default(2).describe("Consecutive passes that bring a DOWN server UP."),
+    fall: z.number().int().min(1, { message: "fall is at least 1" }).default(2).describe("Consecutive failures that take an UP server DOWN."),
     verifyTls: z.boolean().default(false).describe("Verify the server certificate (off: Portal servers usually carry the public name's certificate)."),
   })
   .strict();
@@ -116,7 +117,7 @@ export const HttpOptionsSchema = z
       .array(z.string().min(1))
       .default(["JSESSIONID"])
       .describe("Set-Cookie names that gain Secure and HttpOnly on TLS listeners when missing."),
-    maxHeaderBytes: z.number().int().min(1024).max(1048576).default(32768),
+    maxHeaderBytes: z.number().int().min(1024).max(1048576).default(32768).describe("Largest request header section; larger gets 431."),
   })
   .strict();
 
@@ -124,27 +125,28 @@ export const VirtualServiceSchema = z
   .object({
     name: z
       .string()
-      .regex(/^[A-Za-z0-9_.-]{1,64}$/, { message: "a VIP name is 1-64 letters, digits, '.', '_' or '-'" }),
-    mode: z.enum(["tcp", "http"]),
-    listeners: z.array(ListenerSchema).min(1, { message: "a VIP needs at least one listener" }),
-    realServers: z.array(RealServerSchema),
-    balance: z.enum(["leastconn", "roundrobin"]).default("leastconn"),
-    persistence: PersistenceSchema.prefault({}),
-    healthCheck: HealthCheckSchema,
-    clientIp: z.enum(["none", "x-forwarded-for", "proxy-v2"]).default("none"),
+      .regex(/^[A-Za-z0-9_.-]{1,64}$/, { message: "a VIP name is 1-64 letters, digits, '.', '_' or '-'" })
+      .describe("The VIP's name (the guide's names in the presets); unique."),
+    mode: z.enum(["tcp", "http"]).describe("tcp: bytes pass through (TLS too). http: HTTP/1.1 proxy, TLS may end here."),
+    listeners: z.array(ListenerSchema).min(1, { message: "a VIP needs at least one listener" }).describe("Every address:port clients connect to; persistence spans them all."),
+    realServers: z.array(RealServerSchema).describe("The Portal servers."),
+    balance: z.enum(["leastconn", "roundrobin"]).default("leastconn").describe("How a new client (no persistence entry) is placed; leastconn is weight-aware."),
+    persistence: PersistenceSchema.prefault({}).describe("Source-IP persistence across all ports of the VIP."),
+    healthCheck: HealthCheckSchema.describe("Active check, one stream per real server."),
+    clientIp: z.enum(["none", "x-forwarded-for", "proxy-v2"]).default("none").describe("How real servers learn the client address: X-Forwarded-For (http) or a PROXY v2 header (tcp)."),
     sourceAddress: ipAddress.nullable().default(null).describe("Local address to connect to real servers from; null: the route's own."),
-    maxConnections: z.number().int().min(1).default(40000),
+    maxConnections: z.number().int().min(1).default(40000).describe("Open client connections per VIP; more wait in a queue up to timeouts.queueMs."),
     retries: z.number().int().min(0).max(10).default(3).describe("Other servers tried after a refused or timed-out connect."),
     shutdownSessionsOnDown: z.boolean().default(true).describe("Close a server's open connections when it goes DOWN."),
-    timeouts: TimeoutsSchema.prefault({}),
-    http: HttpOptionsSchema.prefault({}),
+    timeouts: TimeoutsSchema.prefault({}).describe("Connection and request timeouts."),
+    http: HttpOptionsSchema.prefault({}).describe("HTTP VIPs: response hardening and limits."),
   })
   .strict();
 
 export const AdminSchema = z
   .object({
     address: ipAddress.default("127.0.0.1").describe("Bind the admin API to a private address only."),
-    port: port.default(9090),
+    port: port.default(9090).describe("Admin API and status page port."),
     token: z
       .string()
       .min(16, { message: "an admin token is at least 16 characters" })
@@ -156,9 +158,9 @@ export const AdminSchema = z
 
 export const RuntimeConfigSchema = z
   .object({
-    version: z.literal(CONFIG_VERSION),
-    virtualServices: z.array(VirtualServiceSchema).min(1, { message: "at least one virtual service is needed" }),
-    admin: AdminSchema.prefault({}),
+    version: z.literal(CONFIG_VERSION).describe("Config format version."),
+    virtualServices: z.array(VirtualServiceSchema).min(1, { message: "at least one virtual service is needed" }).describe("The VIPs."),
+    admin: AdminSchema.prefault({}).describe("Admin API, metrics and status page."),
     workers: z.number().int().min(1).max(64).nullable().default(null).describe("Worker processes; null: one per CPU."),
     drainTimeoutMs: z.number().int().min(0).default(30000).describe("SIGTERM: how long open connections may finish."),
   })
