@@ -1,0 +1,235 @@
+/**
+ * The client host's tool, run inside the client namespace (`ip netns exec <ns> node client.js '<json>'`):
+ * it makes the requests the test asks for, from the client addresses the test names, and prints one JSON
+ * document on stdout. Node built-ins only; bundled by the harness with esbuild.
+ *
+ *   {"cmd":"probe","items":[Probe...]}      each probe once, in order → {"results":[ProbeResult...]}
+ *   {"cmd":"load", ...LoadSpec}            a paced, bounded HTTPS + CTTP load → LoadReport
+ */
+import * as http from "node:http";
+import * as https from "node:https";
+import * as tls from "node:tls";
+import { X509Certificate } from "node:crypto";
+
+export interface Probe {
+  kind: "http" | "https" | "tls-echo";
+  host: string;
+  port: number;
+  localAddress: string;
+  path?: string;
+  method?: string;
+  /** Bytes of request body to stream (an upload), sent as a chunked POST when set. */
+  bodyBytes?: number;
+  timeoutMs?: number;
+}
+
+export interface ProbeResult {
+  probe: Probe;
+  ok: boolean;
+  error?: string;
+  status?: number;
+  headers?: Record<string, string | string[] | undefined>;
+  body?: string;
+  /** TLS: the certificate the client was shown (fingerprint and subject). */
+  certFingerprint256?: string;
+  certSubject?: string;
+  tlsProtocol?: string;
+  ms: number;
+}
+
+export interface LoadSpec {
+  cmd: "load";
+  host: string;
+  clients: string[];
+  https: { count: number; ports: number[]; path: string };
+  cttp: { count: number; port: number; holdMs: number };
+  durationMs: number;
+  timeoutMs: number;
+}
+
+export interface LoadRecord {
+  kind: "https" | "cttp";
+  client: string;
+  port: number;
+  start: number;
+  end: number;
+  ok: boolean;
+  status?: number;
+  body?: string;
+  error?: string;
+  /** A reused (keep-alive) client connection carried the request. */
+  reused?: boolean;
+}
+
+export interface LoadReport {
+  records: LoadRecord[];
+  startedAt: number;
+  endedAt: number;
+}
+
+const cut = (s: string, n = 4096) => (s.length > n ? s.slice(0, n) : s);
+
+function certInfo(sock: tls.TLSSocket): Pick<ProbeResult, "certFingerprint256" | "certSubject" | "tlsProtocol"> {
+  const raw = sock.getPeerX509Certificate?.() as X509Certificate | undefined;
+  return {
+    certFingerprint256: raw?.fingerprint256,
+    certSubject: raw?.subject,
+    tlsProtocol: sock.getProtocol() ?? undefined,
+  };
+}
+
+function httpProbe(p: Probe, agent?: http.Agent): Promise<ProbeResult> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    const mod = p.kind === "https" ? https : http;
+    let tlsInfo: ReturnType<typeof certInfo> = {};
+    const req = mod.request(
+      {
+        host: p.host,
+        port: p.port,
+        path: p.path ?? "/",
+        method: p.method ?? (p.bodyBytes ? "POST" : "GET"),
+        localAddress: p.localAddress,
+        rejectUnauthorized: false,
+        servername: "portal.example.test",
+        agent: agent ?? false,
+        timeout: p.timeoutMs ?? 5000,
+        headers: p.bodyBytes ? { "content-type": "application/octet-stream" } : {},
+      },
+      (res) => {
+        if (res.socket && "getPeerX509Certificate" in res.socket) tlsInfo = certInfo(res.socket as tls.TLSSocket);
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () =>
+          resolve({
+            probe: p,
+            ok: true,
+            status: res.statusCode,
+            headers: res.headers,
+            body: cut(Buffer.concat(chunks).toString("utf8")),
+            ...tlsInfo,
+            ms: Date.now() - t0,
+          }),
+        );
+        res.on("error", (e) => resolve({ probe: p, ok: false, error: String(e), ms: Date.now() - t0 }));
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error(`timeout after ${p.timeoutMs ?? 5000} ms`)));
+    req.on("error", (e) => resolve({ probe: p, ok: false, error: String(e.message ?? e), ms: Date.now() - t0 }));
+    if (p.bodyBytes) {
+      const chunk = Buffer.alloc(64 * 1024, 0x61);
+      let left = p.bodyBytes;
+      const pump = () => {
+        while (left > 0) {
+          const n = Math.min(left, chunk.length);
+          left -= n;
+          if (!req.write(n === chunk.length ? chunk : chunk.subarray(0, n))) return void req.once("drain", pump);
+        }
+        req.end();
+      };
+      pump();
+    } else req.end();
+  });
+}
+
+/** TLS to the CTTP port; sends one line, reads until the echo of that line came back. */
+function tlsEcho(p: Probe, holdMs = 0): Promise<ProbeResult> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    const line = `ping ${p.localAddress} ${t0}\n`;
+    let got = "";
+    let done = false;
+    const finish = (r: Omit<ProbeResult, "probe" | "ms">) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve({ probe: p, ms: Date.now() - t0, ...r });
+    };
+    const sock = tls.connect({
+      host: p.host,
+      port: p.port,
+      localAddress: p.localAddress,
+      rejectUnauthorized: false,
+      servername: "portal.example.test",
+    });
+    const timer = setTimeout(() => finish({ ok: false, error: `timeout after ${p.timeoutMs ?? 5000} ms`, body: got }), (p.timeoutMs ?? 5000) + holdMs);
+    sock.setEncoding("utf8");
+    sock.on("secureConnect", () => sock.write(line));
+    sock.on("data", (d: string) => {
+      got += d;
+      if (got.includes(line.trim())) {
+        const info = certInfo(sock);
+        if (holdMs <= 0) return finish({ ok: true, body: cut(got), ...info });
+        // Hold the session like an agent does, then close it cleanly.
+        setTimeout(() => {
+          if (done) return;
+          sock.end();
+          finish({ ok: true, body: cut(got), ...info });
+        }, holdMs);
+      }
+    });
+    sock.on("error", (e) => finish({ ok: false, error: String(e.message ?? e), body: got }));
+    sock.on("close", () => finish({ ok: false, error: "closed before the echo", body: got }));
+  });
+}
+
+async function probe(items: Probe[]): Promise<{ results: ProbeResult[] }> {
+  const results: ProbeResult[] = [];
+  for (const p of items) results.push(p.kind === "tls-echo" ? await tlsEcho(p) : await httpProbe(p));
+  return { results };
+}
+
+/** Paced load: `https.count` requests and `cttp.count` sessions spread evenly over `durationMs`,
+ * round-robin over the client addresses; each client address keeps one keep-alive agent. */
+async function load(spec: LoadSpec): Promise<LoadReport> {
+  const startedAt = Date.now();
+  const agents = new Map<string, https.Agent>();
+  for (const c of spec.clients) agents.set(c, new https.Agent({ keepAlive: true, maxSockets: 4, localAddress: c }));
+  const records: LoadRecord[] = [];
+  const pending: Promise<void>[] = [];
+  const schedule = (n: number, fn: (i: number) => Promise<void>) => {
+    for (let i = 0; i < n; i++) {
+      const at = startedAt + (i * spec.durationMs) / n;
+      pending.push(new Promise<void>((r) => setTimeout(() => fn(i).then(r, r), Math.max(0, at - Date.now()))));
+    }
+  };
+  schedule(spec.https.count, async (i) => {
+    const client = spec.clients[i % spec.clients.length];
+    const port = spec.https.ports[i % spec.https.ports.length];
+    const start = Date.now();
+    const r = await httpProbe(
+      { kind: "https", host: spec.host, port, path: spec.https.path, localAddress: client, timeoutMs: spec.timeoutMs },
+      agents.get(client),
+    );
+    records.push({ kind: "https", client, port, start, end: Date.now(), ok: r.ok && r.status === 200, status: r.status, body: r.body && cut(r.body, 512), error: r.error });
+  });
+  schedule(spec.cttp.count, async (i) => {
+    const client = spec.clients[(i * 7) % spec.clients.length];
+    const start = Date.now();
+    const r = await tlsEcho({ kind: "tls-echo", host: spec.host, port: spec.cttp.port, localAddress: client, timeoutMs: spec.timeoutMs }, spec.cttp.holdMs);
+    records.push({ kind: "cttp", client, port: spec.cttp.port, start, end: Date.now(), ok: r.ok, body: r.body && cut(r.body, 512), error: r.error });
+  });
+  await Promise.all(pending);
+  for (const a of agents.values()) a.destroy();
+  return { records, startedAt, endedAt: Date.now() };
+}
+
+async function run(): Promise<void> {
+  const spec = JSON.parse(process.argv[2] ?? "{}");
+  let out: unknown;
+  if (spec.cmd === "probe") out = await probe(spec.items);
+  else if (spec.cmd === "load") out = await load(spec);
+  else throw new Error(`client: unknown cmd ${spec.cmd}`);
+  process.stdout.write(JSON.stringify(out) + "\n");
+}
+
+if (require.main === module) {
+  run().then(
+    () => process.exit(0),
+    (e) => {
+      process.stderr.write(`client: ${(e as Error).stack ?? e}\n`);
+      process.exit(1);
+    },
+  );
+}
