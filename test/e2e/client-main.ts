@@ -8,6 +8,7 @@
  */
 import * as http from "node:http";
 import * as https from "node:https";
+import * as net from "node:net";
 import * as tls from "node:tls";
 import { X509Certificate } from "node:crypto";
 
@@ -146,10 +147,9 @@ function tlsEcho(p: Probe, holdMs = 0): Promise<ProbeResult> {
       sock.destroy();
       resolve({ probe: p, ms: Date.now() - t0, ...r });
     };
+    const raw = net.connect({ host: p.host, port: p.port, localAddress: p.localAddress });
     const sock = tls.connect({
-      host: p.host,
-      port: p.port,
-      localAddress: p.localAddress,
+      socket: raw,
       rejectUnauthorized: false,
       servername: "portal.example.test",
     });
@@ -170,6 +170,7 @@ function tlsEcho(p: Probe, holdMs = 0): Promise<ProbeResult> {
       }
     });
     sock.on("error", (e) => finish({ ok: false, error: String(e.message ?? e), body: got }));
+    raw.on("error", (e) => finish({ ok: false, error: String(e.message ?? e), body: got }));
     sock.on("close", () => finish({ ok: false, error: "closed before the echo", body: got }));
   });
 }
