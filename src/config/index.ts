@@ -9,3 +9,4 @@ export type { ValidateOptions } from "./validate";
 export { checkTlsPair } from "./tls";
 export { runtimeConfigJsonSchema } from "./jsonschema";
 export { configReferenceMarkdown, REFERENCE_START, REFERENCE_END } from "./reference";
+export * from "./haproxy";
