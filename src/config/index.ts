@@ -10,3 +10,4 @@ export { checkTlsPair } from "./tls";
 export { runtimeConfigJsonSchema } from "./jsonschema";
 export { configReferenceMarkdown, REFERENCE_START, REFERENCE_END } from "./reference";
 export * from "./haproxy";
+export * from "./keepalived";
