@@ -6,7 +6,7 @@
  * Everything a test starts is registered here and removed on every path: afterAll, process exit, and
  * SIGINT/SIGTERM; a later run also reaps the namespaces of a run that was killed outright (clb-<pid>-*).
  */
-import { ChildProcess, execFileSync, spawn } from "node:child_process";
+import { ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -124,6 +124,15 @@ export class Topology {
     });
   }
 
+  /** Like exec, without blocking the event loop. */
+  execAsync(host: Host, cmd: string, args: string[], timeoutMs = 10_000): Promise<string> {
+    return new Promise((resolve, reject) =>
+      execFile("ip", ["netns", "exec", this.ns(host), cmd, ...args], { encoding: "utf8", timeout: timeoutMs }, (err, stdout, stderr) =>
+        err ? reject(new Error(`${cmd} in ${host}: ${err.message} ${stderr}`)) : resolve(stdout),
+      ),
+    );
+  }
+
   /** Starts a long-running process inside a host's namespace; its stdout lines are kept (and JSON-parsed). */
   spawn(host: Host, cmd: string, args: string[], name = `${host}:${cmd}`): Proc {
     const p = new Proc(name, spawn("ip", ["netns", "exec", this.ns(host), cmd, ...args], { stdio: ["ignore", "pipe", "pipe"] }));
@@ -154,6 +163,8 @@ export class Topology {
 /** A process started inside a namespace: lines of stdout/stderr are kept; JSON lines parsed. */
 export class Proc {
   readonly lines: string[] = [];
+  /** When each stdout line arrived (Date.now()), index-aligned with `lines`. */
+  readonly lineTimes: number[] = [];
   readonly json: Record<string, unknown>[] = [];
   readonly stderr: string[] = [];
   exited: number | null = null;
@@ -179,6 +190,7 @@ export class Proc {
 
   private onLine(line: string): void {
     this.lines.push(line);
+    this.lineTimes.push(Date.now());
     if (process.env.CLB_E2E_VERBOSE) process.stderr.write(`[${this.name}] ${line}\n`);
     let j: Record<string, unknown> | undefined;
     try {
@@ -297,6 +309,10 @@ export interface ProxyArtifact {
 }
 
 export function prepareProxy(workDir: string): ProxyArtifact {
+  // CLB_E2E_PROXY="<node script>": run the suite against another build of the proxy (it must take
+  // `serve --config <file>`); the "runs from the shipped image" tests then fail, on purpose.
+  const other = process.env.CLB_E2E_PROXY;
+  if (other) return { source: "checkout", command: [process.execPath, resolve(other)], describe: `CLB_E2E_PROXY=${other}` };
   const buildImage = join(ROOT, "scripts", "build-image");
   if (existsSync(buildImage)) return imageArtifact(buildImage, workDir);
   const bin = join(ROOT, "bin", "ctera-lb");

@@ -140,6 +140,10 @@ export class Lab {
     throw new Error(`not every server came UP within ${timeoutMs} ms; last status: ${last.slice(0, 2000)}\nproxy stderr:\n${this.proxy?.proc.stderr.slice(-20).join("\n")}`);
   }
 
+  adminGetAsync(path: string): Promise<string> {
+    return this.topo.execAsync("lb", "curl", ["-sS", "--max-time", "2", `http://127.0.0.1:9090${path}`]);
+  }
+
   adminGet(path: string): string {
     return this.topo.exec("lb", "curl", ["-sS", "--max-time", "2", `http://127.0.0.1:9090${path}`]);
   }

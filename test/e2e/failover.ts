@@ -1,0 +1,135 @@
+/**
+ * Failover under load: a bounded load (2,000 HTTPS requests and 200 CTTP sessions over 20 s from 40 client
+ * addresses in the client namespace) while one Portal namespace's server process is killed. The proxy must
+ * notice (health checks every 500 ms, fall 2), move only the dead server's clients, and send no new
+ * connection there afterwards; on ssl-on-lb no HTTP request may fail at all.
+ *
+ * "No new connection after detection" is observed from the dead server's side: once the proxy reports it
+ * DOWN, a witness listens on the dead server's client-traffic ports (not on its health-check port, so the
+ * server stays DOWN) and records every connection that still arrives.
+ */
+import type { Design } from "../../src/config";
+import type { LoadRecord } from "./client-main";
+import { Layout, assertCanRun, sleep } from "./harness";
+import { Lab, serverStates } from "./lab";
+
+const HTTPS_REQUESTS = 2000;
+const CTTP_SESSIONS = 200;
+const LOAD_MS = 20_000;
+const KILL_AFTER_MS = 6_000;
+const DEAD = "portal-3" as const;
+
+function serverOfBody(body: string | undefined): string | undefined {
+  if (!body) return undefined;
+  const g = /^portal (\S+)\n/.exec(body);
+  if (g) return g[1];
+  try {
+    return (JSON.parse(body) as { server?: string }).server;
+  } catch {
+    return undefined;
+  }
+}
+
+export function failoverSpec(layout: Layout, design: Design): void {
+  let lab: Lab | undefined;
+
+  beforeAll(async () => {
+    assertCanRun();
+    lab = await Lab.start({ tag: design === "ssl-on-lb" ? "fol" : "fop", layout });
+    await lab.startProxy(design);
+  }, 120_000);
+
+  afterAll(async () => {
+    await lab?.stop();
+  }, 60_000);
+
+  test(`${layout} ${design}: a Portal killed under load is detected, only its clients move, no new connection reaches it, ${design === "ssl-on-lb" ? "and no HTTP request fails" : "and no request started after detection fails"}`, async () => {
+    if (!lab) throw new Error("the lab did not start");
+    const l = lab;
+    const loadDone = l.load({
+      host: l.vip,
+      clients: l.topo.addrs.CLIENT_ADDRS,
+      https: { count: HTTPS_REQUESTS, ports: [443, 8443], path: "/load" },
+      cttp: { count: CTTP_SESSIONS, port: 995, holdMs: 1500 },
+      durationMs: LOAD_MS,
+      timeoutMs: 8000,
+    });
+
+    await sleep(KILL_AFTER_MS);
+    const killAt = Date.now();
+    l.sims.get(DEAD)!.kill("SIGKILL");
+
+    // Detection: the admin API shows the server DOWN in every VIP (polled every 50 ms).
+    let firstVipDownAt: number | undefined;
+    let detectedAt: number | undefined;
+    while (Date.now() - killAt < 10_000) {
+      try {
+        const mine = serverStates(JSON.parse(await l.adminGetAsync("/api/status"))).filter((s) => s.name === DEAD);
+        if (mine.some((s) => s.state === "DOWN")) firstVipDownAt ??= Date.now();
+        if (mine.length > 0 && mine.every((s) => s.state === "DOWN")) {
+          detectedAt = Date.now();
+          break;
+        }
+      } catch {
+        /* the admin API may be busy for a moment; keep polling */
+      }
+      await sleep(50);
+    }
+    if (detectedAt === undefined) throw new Error(`${DEAD} was not reported DOWN within 10 s of the kill`);
+    const witnessPorts = design === "ssl-on-lb" ? [80, 8080] : [8443, 995];
+    const witness = await l.startWitness(DEAD, witnessPorts);
+    const witnessFrom = Date.now();
+
+    const report = await loadDone;
+    await sleep(300);
+    const reached = witness.json.filter((j) => j.event === "connection");
+    await witness.stop();
+
+    // The proxy's own log line for the state change, when it writes one.
+    const logIdx = l.proxy!.proc.lines.findIndex((line, i) => l.proxy!.proc.lineTimes[i] >= killAt && line.includes(DEAD) && /\bDOWN\b/.test(line));
+    const logDownAt = logIdx >= 0 ? l.proxy!.proc.lineTimes[logIdx] : undefined;
+
+    const https = report.records.filter((r) => r.kind === "https");
+    const cttp = report.records.filter((r) => r.kind === "cttp");
+    const failed = https.filter((r) => !r.ok);
+    const servedBy = (rs: LoadRecord[]) => rs.reduce<Record<string, number>>((m, r) => {
+      const s = r.ok ? serverOfBody(r.body) ?? "?" : "failed";
+      m[s] = (m[s] ?? 0) + 1;
+      return m;
+    }, {});
+    const before = https.filter((r) => r.end < killAt);
+    const window = https.filter((r) => r.start >= killAt && r.start < detectedAt!);
+    const after = https.filter((r) => r.start >= detectedAt!);
+    const cttpAfter = cttp.filter((r) => r.start >= detectedAt!);
+    const cttpBrokenByKill = cttp.filter((r) => !r.ok && r.start < killAt && r.end >= killAt);
+
+    // Clients that were on a live server before the kill: did any of them move?
+    const homeBefore = new Map<string, string>();
+    for (const r of before) if (r.ok) homeBefore.set(r.client, serverOfBody(r.body)!);
+    const moved = after.filter((r) => r.ok && homeBefore.get(r.client) && homeBefore.get(r.client) !== DEAD && serverOfBody(r.body) !== homeBefore.get(r.client));
+    const deadClients = [...homeBefore].filter(([, s]) => s === DEAD).map(([c]) => c);
+
+    const lines = [
+      `[e2e failover ${layout} ${design}] ${HTTPS_REQUESTS} HTTPS requests + ${CTTP_SESSIONS} CTTP sessions over ${report.endedAt - report.startedAt} ms, ${DEAD} killed at +${killAt - report.startedAt} ms`,
+      `  detection: ${detectedAt - killAt} ms kill → DOWN in every VIP (admin API, polled every 50 ms; first VIP ${firstVipDownAt! - killAt} ms)` +
+        (logDownAt !== undefined ? `; proxy log line ${logDownAt - killAt} ms` : "; no DOWN log line seen"),
+      `  HTTPS: ${https.length} done, ${failed.length} failed; before kill ${JSON.stringify(servedBy(before))}; kill→detection ${JSON.stringify(servedBy(window))} (max ${Math.max(0, ...window.map((r) => r.end - r.start))} ms); after detection ${JSON.stringify(servedBy(after))}`,
+      `  clients of ${DEAD} before the kill: ${deadClients.length}; clients of live servers that moved: ${new Set(moved.map((r) => r.client)).size}`,
+      `  CTTP: ${cttp.length} sessions, ${cttp.filter((r) => !r.ok).length} failed (${cttpBrokenByKill.length} were open when the kill came); after detection ${cttpAfter.filter((r) => r.ok).length}/${cttpAfter.length} ok, by server ${JSON.stringify(servedBy(cttpAfter))}`,
+      `  witness on ${DEAD} ports ${witnessPorts.join(",")} from +${witnessFrom - detectedAt} ms after detection: ${reached.length} connection(s)`,
+      ...failed.slice(0, 10).map((r) => `  failed: ${r.client} :${r.port} +${r.start - report.startedAt} ms ${r.status ?? ""} ${r.error ?? ""}`),
+    ];
+    process.stdout.write(lines.join("\n") + "\n");
+
+    expect(https).toHaveLength(HTTPS_REQUESTS);
+    expect(cttp).toHaveLength(CTTP_SESSIONS);
+    // Not vacuous: the dead server had clients before the kill.
+    expect(servedBy(before)[DEAD] ?? 0).toBeGreaterThan(0);
+    if (design === "ssl-on-lb") expect(failed.map((r) => `${r.client}:${r.port} ${r.status ?? r.error}`)).toEqual([]);
+    else expect(after.filter((r) => !r.ok).map((r) => `${r.client}:${r.port} ${r.error}`)).toEqual([]);
+    expect(servedBy(after)[DEAD]).toBeUndefined();
+    expect(reached).toEqual([]);
+    expect(moved.map((r) => r.client)).toEqual([]);
+    expect(cttpAfter.filter((r) => !r.ok).map((r) => `${r.client} ${r.error}`)).toEqual([]);
+  }, 120_000);
+}
