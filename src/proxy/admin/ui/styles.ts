@@ -70,6 +70,7 @@ button.primary:hover:not(:disabled) { background: #116329; }
 .vip-head { display: flex; flex-wrap: wrap; gap: .4rem .8rem; align-items: center; margin-bottom: .6rem; }
 .pill { font-size: .8rem; font-weight: 700; letter-spacing: .03em; border: 1px solid var(--line); border-radius: 999px; padding: .05rem .55rem; background: #f6f8fa; }
 .vip-sum { color: var(--muted); font-size: .9rem; }
+.vip-head h2, caption, .srv-name, .lastcheck, .state { overflow-wrap: anywhere; min-width: 0; }
 dl.settings {
   display: grid; grid-template-columns: repeat(auto-fill, minmax(15rem, 1fr)); gap: .5rem 1.25rem; margin: 0 0 .9rem;
 }
@@ -80,7 +81,7 @@ dl.settings dd { margin: 0; overflow-wrap: anywhere; }
 table { border-collapse: collapse; width: 100%; }
 caption { text-align: left; font-weight: 650; padding: 0 0 .4rem; }
 th, td { text-align: left; vertical-align: top; padding: .45rem .6rem; border-top: 1px solid var(--line); }
-thead th { font-size: .78rem; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); border-top: 0; white-space: nowrap; }
+thead th { font-size: .78rem; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); border-top: 0; vertical-align: bottom; }
 tbody th { font-weight: 650; }
 td.num { font-variant-numeric: tabular-nums; white-space: nowrap; }
 .badge {
@@ -100,7 +101,7 @@ tr.server.state-HALT > th { box-shadow: inset 4px 0 0 var(--halt-line); }
 tr.server.flash { animation: flash 2.5s ease-out 1; }
 @keyframes flash { from { background: #fff8c5; } to { background: transparent; } }
 @media (prefers-reduced-motion: reduce) { tr.server.flash { animation: none; } }
-.actions { display: flex; flex-wrap: wrap; gap: .35rem; }
+.actions { display: flex; flex-wrap: nowrap; gap: .35rem; }
 .tp { display: flex; align-items: center; gap: .5rem; white-space: nowrap; font-variant-numeric: tabular-nums; }
 svg.spark { display: block; flex: none; overflow: visible; }
 svg.spark .area { fill: #0a58ca22; stroke: none; }
@@ -133,13 +134,14 @@ dialog p { margin: 0 0 .5rem; }
   table.servers > thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
   table.servers tr.server { border: 1px solid var(--line); border-radius: 8px; margin: 0 0 .6rem; padding: .2rem 0; }
   table.servers tr.server > th, table.servers tr.server > td {
-    border-top: 0; padding: .3rem .65rem; display: grid; grid-template-columns: 7.5rem minmax(0, 1fr); gap: .5rem; align-items: start;
+    border-top: 0; padding: .3rem .65rem; display: grid; grid-template-columns: 6.5rem minmax(0, 1fr); gap: .5rem; align-items: start;
   }
   table.servers tr.server > th::before, table.servers tr.server > td::before {
     content: attr(data-label); font-size: .78rem; text-transform: uppercase; letter-spacing: .03em; color: var(--muted); font-weight: 650; padding-top: .15rem;
   }
   table.servers tr.server > th { font-size: 1.05rem; border-bottom: 1px solid var(--line); padding-bottom: .45rem; margin-bottom: .2rem; }
   table.servers td.num { white-space: normal; }
+  .actions { flex-wrap: wrap; }
   .actions button { min-height: 2.5rem; min-width: 4.5rem; }
 }
 `;

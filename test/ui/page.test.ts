@@ -1,0 +1,189 @@
+/**
+ * The status page as a document: self-contained, CSP-clean, escaping, colour + word per state, sparklines,
+ * read-only mode. Fed by a contract-shaped stand-in admin API (fake-admin.ts) so each test can choose its
+ * data; the live behaviour against the real proxy is in status-page.test.ts.
+ * Loopback block: 127.0.31.0/24.
+ */
+import { statusPageHtml } from "../../src/proxy/admin/page";
+import { STATUS_PAGE_SCRIPT } from "../../src/proxy/admin/ui/client";
+import { Browser, launchBrowser, screenshot } from "./browser";
+import { FakeAdmin, startFakeAdmin, threeServerVip } from "./fake-admin";
+
+const BASE = "127.0.31";
+const TOKEN = "page-test-token-0123456789";
+
+describe("status page document (no browser)", () => {
+  test("is one HTML document with its style and script inline and no external reference", () => {
+    const html = statusPageHtml();
+    expect(html.startsWith("<!doctype html>")).toBe(true);
+    expect(html).toMatch(/<style>[\s\S]+<\/style>/);
+    expect(html).toMatch(/<script>[\s\S]+<\/script>/);
+    expect(html).not.toMatch(/<script[^>]+src=/i);
+    expect(html).not.toMatch(/<link[^>]+rel="stylesheet"/i);
+    // The only absolute URL is the SVG namespace name (an identifier, never fetched).
+    const urls = html.match(/https?:\/\/[^\s'"`)]+/g) ?? [];
+    expect(urls.every((u) => u === "http://www.w3.org/2000/svg")).toBe(true);
+  });
+
+  test("its script never builds markup from strings (API data goes in as text only)", () => {
+    expect(STATUS_PAGE_SCRIPT).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(|new Function/);
+  });
+
+  test("its script sends the token only in an Authorization header and sets no cookie", () => {
+    expect(STATUS_PAGE_SCRIPT).toContain("'Authorization': 'Bearer ' + S.token");
+    expect(STATUS_PAGE_SCRIPT).not.toMatch(/document\.cookie|localStorage/);
+  });
+});
+
+describe("status page in Chromium (stand-in admin API)", () => {
+  let browser: Browser;
+  let fake: FakeAdmin | undefined;
+
+  beforeAll(async () => {
+    browser = await launchBrowser();
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+  afterEach(async () => {
+    await fake?.close();
+    fake = undefined;
+  });
+
+  test("loads with no request outside the admin origin and no CSP violation or script error", async () => {
+    fake = await startFakeAdmin({ address: `${BASE}.1`, token: TOKEN, vips: [threeServerVip("CTERA_Portal", BASE)] });
+    const w = await browser.newPage();
+    await w.page.goto(fake.url);
+    await w.page.locator('tr[data-server="CTERA_Portal/portal-3"] .state-text').getByText("UP").waitFor();
+    await w.page.waitForTimeout(1800); // at least one more poll
+    await w.page.close();
+    const origin = new URL(fake.url).origin;
+    expect(w.requests.filter((u) => !u.startsWith(origin + "/"))).toEqual([]);
+    expect(w.problems).toEqual([]);
+  });
+
+  test("shows hostile strings from the API as text and runs none of them", async () => {
+    const vip = threeServerVip("CTERA_Portal", BASE);
+    const evil = `<img src=x onerror="window.__pwned=1"><b>bold</b>`;
+    vip.healthHost = evil;
+    vip.servers[1].state = "DOWN";
+    vip.servers[1].health = "DOWN";
+    vip.servers[1].lastCheck = { ok: false, detail: evil, latencyMs: 2, at: new Date().toISOString() };
+    fake = await startFakeAdmin({
+      address: `${BASE}.1`,
+      token: TOKEN,
+      vips: [vip],
+      events: [{ at: new Date().toISOString(), vip: "CTERA_Portal", server: "portal-2", from: "UP", to: "DOWN", reason: evil }],
+    });
+    const w = await browser.newPage();
+    await w.page.goto(fake.url);
+    const row = w.page.locator('tr[data-server="CTERA_Portal/portal-2"]');
+    await row.locator(".lastcheck").getByText(evil, { exact: false }).waitFor();
+    await w.page.locator("#events-body").getByText(evil).waitFor();
+    const found = await w.page.evaluate(() => ({
+      imgs: document.querySelectorAll("main img").length,
+      bolds: document.querySelectorAll("main b").length,
+      pwned: (window as unknown as { __pwned?: number }).__pwned,
+    }));
+    await w.page.close();
+    expect(found).toEqual({ imgs: 0, bolds: 0, pwned: undefined });
+  });
+
+  test("gives every state its own colour and its own word", async () => {
+    const vip = threeServerVip("CTERA_Portal", BASE);
+    vip.servers.push({ ...vip.servers[2], name: "portal-4", address: `${BASE}.14` });
+    const states = ["UP", "DOWN", "DRAIN", "HALT"] as const;
+    states.forEach((s, i) => {
+      vip.servers[i].state = s;
+      vip.servers[i].health = s === "DOWN" ? "DOWN" : "UP";
+    });
+    fake = await startFakeAdmin({ address: `${BASE}.1`, token: TOKEN, vips: [vip] });
+    const w = await browser.newPage();
+    await w.page.goto(fake.url);
+    await w.page.locator('tr[data-server="CTERA_Portal/portal-4"] .state-text').getByText("HALT").waitFor();
+    const seen = await w.page.evaluate(() =>
+      Array.from(document.querySelectorAll("tr.server")).map((tr) => {
+        const badge = tr.querySelector(".badge") as HTMLElement;
+        return { word: badge.querySelector(".state-text")!.textContent, colour: getComputedStyle(badge).backgroundColor };
+      }),
+    );
+    await screenshot(w.page, "page-all-states");
+    await w.page.close();
+    expect(seen.map((s) => s.word)).toEqual(["UP", "DOWN", "DRAIN", "HALT"]);
+    expect(new Set(seen.map((s) => s.colour)).size).toBe(4);
+  });
+
+  test("draws each server's throughput from the byte counters of consecutive polls", async () => {
+    const vip = threeServerVip("CTERA_Portal", BASE);
+    fake = await startFakeAdmin({ address: `${BASE}.1`, token: TOKEN, vips: [vip] });
+    const grow = setInterval(() => {
+      vip.servers[0].bytesOut += 3 * 1024 * 1024;
+      vip.servers[0].bytesIn += 64 * 1024;
+    }, 250);
+    try {
+      const w = await browser.newPage();
+      await w.page.goto(fake.url);
+      const line = w.page.locator('tr[data-server="CTERA_Portal/portal-1"] svg.spark polyline');
+      await w.page.waitForFunction(
+        () => {
+          const pl = document.querySelector('tr[data-server="CTERA_Portal/portal-1"] svg.spark polyline');
+          return !!pl && (pl.getAttribute("points") ?? "").trim().split(/\s+/).length >= 3;
+        },
+        undefined,
+        { timeout: 15_000 },
+      );
+      const points = ((await line.getAttribute("points")) ?? "").trim().split(/\s+/);
+      const rate = await w.page.locator('tr[data-server="CTERA_Portal/portal-1"] .tp span').textContent();
+      const idleRate = await w.page.locator('tr[data-server="CTERA_Portal/portal-2"] .tp span').textContent();
+      const label = await w.page.locator('tr[data-server="CTERA_Portal/portal-1"] svg.spark').getAttribute("aria-label");
+      await w.page.close();
+      expect(points.length).toBeGreaterThanOrEqual(3);
+      expect(rate).toMatch(/[KM]iB\/s$/);
+      expect(idleRate).toBe("0 B/s");
+      expect(label).toMatch(/^Throughput over the last .+: now .+, peak .+/);
+    } finally {
+      clearInterval(grow);
+    }
+  });
+
+  test("at phone width (375 px) long names and details wrap instead of pushing the page sideways", async () => {
+    const vip = threeServerVip("CTERA_Portal_Web_1_with_a_long_name", BASE);
+    vip.healthHost = "global.a-very-long-dns-suffix-that-does-not-fit-on-a-phone.example.test";
+    vip.servers[0].name = "portal-server-with-a-long-name-01";
+    vip.servers[1].state = "DOWN";
+    vip.servers[1].lastCheck = { ok: false, detail: "ECONNREFUSED 127.0.31.12:443 connect failed x2 (no answer)", latencyMs: 0.4, at: new Date().toISOString() };
+    fake = await startFakeAdmin({
+      address: `${BASE}.1`,
+      token: TOKEN,
+      vips: [vip],
+      events: [{ at: new Date().toISOString(), vip: vip.name, server: "portal-2", from: "UP", to: "DOWN", reason: "ECONNREFUSED x2 on the health check of port 443" }],
+    });
+    const w = await browser.newPage({ width: 375, height: 812 });
+    await w.page.goto(fake.url);
+    await w.page.locator('tr.server .state-text').getByText("DOWN").waitFor();
+    const widths = await w.page.evaluate(() => ({
+      doc: document.documentElement.scrollWidth,
+      view: document.documentElement.clientWidth,
+      widest: Math.max(...Array.from(document.querySelectorAll("main *")).filter((e) => !e.closest(".scroll")).map((e) => e.getBoundingClientRect().right)),
+    }));
+    await screenshot(w.page, "page-phone-long-strings");
+    await w.page.close();
+    expect(widths.doc).toBeLessThanOrEqual(widths.view);
+    expect(widths.widest).toBeLessThanOrEqual(widths.view);
+  });
+
+  test("without a configured token the page says it is read-only and offers no action", async () => {
+    fake = await startFakeAdmin({ address: `${BASE}.1`, token: null, vips: [threeServerVip("CTERA_Portal", BASE)] });
+    const w = await browser.newPage();
+    await w.page.goto(fake.url);
+    await w.page.locator("#token-help").getByText(/admin token configured/).waitFor();
+    const buttons = w.page.locator("button.act");
+    const n = await buttons.count();
+    const enabled = await buttons.evaluateAll((bs) => bs.filter((b) => !(b as HTMLButtonElement).disabled).length);
+    const tokenDisabled = await w.page.locator("#token").isDisabled();
+    await w.page.close();
+    expect(n).toBe(9);
+    expect(enabled).toBe(0);
+    expect(tokenDisabled).toBe(true);
+  });
+});
