@@ -1,0 +1,119 @@
+/**
+ * A tiny stand-in for the EC2 Query API and the instance metadata service (IMDSv2), on loopback, for the
+ * tests of scripts/ha/ec2-move-vip with the real AWS CLI. It records every call and answers the two actions
+ * the HA pair uses (AssignPrivateIpAddresses, AssociateAddress) the way EC2 does: form-encoded POST in,
+ * XML out. `failNext` makes the next calls fail with EC2's error document.
+ */
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+
+export interface Ec2Call {
+  action: string;
+  params: Record<string, string>;
+  /** The SigV4 credential scope's region (from the Authorization header). */
+  region: string | undefined;
+}
+
+export interface Ec2Stub {
+  url: string;
+  calls: Ec2Call[];
+  /** The next n calls answer 503 RequestLimitExceeded. */
+  failNext(n: number): void;
+  close(): Promise<void>;
+}
+
+export async function startEc2Stub(address: string): Promise<Ec2Stub> {
+  const calls: Ec2Call[] = [];
+  let failures = 0;
+  const server = http.createServer((req, res) => {
+    let body = "";
+    req.setEncoding("utf8");
+    req.on("data", (c: string) => (body += c));
+    req.on("end", () => {
+      const params = Object.fromEntries(new URLSearchParams(body));
+      const action = params.Action ?? "";
+      const region = /Credential=[^/]+\/\d{8}\/([^/]+)\/ec2\//.exec(String(req.headers.authorization ?? ""))?.[1];
+      calls.push({ action, params, region });
+      const requestId = `req-${calls.length}`;
+      res.setHeader("content-type", "text/xml;charset=UTF-8");
+      if (failures > 0) {
+        failures--;
+        res.statusCode = 503;
+        res.end(
+          `<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>${requestId}</RequestID></Response>`,
+        );
+        return;
+      }
+      const ns = 'xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"';
+      if (action === "AssignPrivateIpAddresses") {
+        const ips = Object.keys(params)
+          .filter((k) => /^PrivateIpAddress\.\d+$/.test(k))
+          .map((k) => `<item><privateIpAddress>${params[k]}</privateIpAddress></item>`)
+          .join("");
+        res.end(
+          `<?xml version="1.0" encoding="UTF-8"?>\n<AssignPrivateIpAddressesResponse ${ns}><requestId>${requestId}</requestId><networkInterfaceId>${params.NetworkInterfaceId}</networkInterfaceId><assignedPrivateIpAddressesSet>${ips}</assignedPrivateIpAddressesSet><assignedIpv4PrefixSet/></AssignPrivateIpAddressesResponse>`,
+        );
+      } else if (action === "AssociateAddress") {
+        res.end(
+          `<?xml version="1.0" encoding="UTF-8"?>\n<AssociateAddressResponse ${ns}><requestId>${requestId}</requestId><return>true</return><associationId>eipassoc-0123456789abcdef0</associationId></AssociateAddressResponse>`,
+        );
+      } else {
+        res.statusCode = 400;
+        res.end(
+          `<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>InvalidAction</Code><Message>The action ${action} is not valid for this web service.</Message></Error></Errors><RequestID>${requestId}</RequestID></Response>`,
+        );
+      }
+    });
+  });
+  const url = await listen(server, address);
+  return { url, calls, failNext: (n) => (failures = n), close: () => close(server) };
+}
+
+export interface ImdsStub {
+  url: string;
+  /** Every request: method, path, whether it carried the session token. */
+  requests: { method: string; path: string; token: boolean }[];
+  close(): Promise<void>;
+}
+
+/** IMDSv2: PUT /latest/api/token first; meta-data only with that token (401 without, as IMDSv2 enforces). */
+export async function startImdsStub(address: string, data: Record<string, string>): Promise<ImdsStub> {
+  const token = "stub-imds-token-0123456789";
+  const requests: ImdsStub["requests"] = [];
+  const server = http.createServer((req, res) => {
+    const path = req.url ?? "";
+    const sent = req.headers["x-aws-ec2-metadata-token"] === token;
+    requests.push({ method: req.method ?? "", path, token: sent });
+    if (req.method === "PUT" && path === "/latest/api/token" && req.headers["x-aws-ec2-metadata-token-ttl-seconds"]) {
+      res.end(token);
+      return;
+    }
+    if (req.method !== "GET" || !sent) {
+      res.statusCode = 401;
+      res.end();
+      return;
+    }
+    const key = path.replace(/^\/latest\/meta-data\//, "");
+    if (key in data) res.end(data[key]);
+    else {
+      res.statusCode = 404;
+      res.end();
+    }
+  });
+  const url = await listen(server, address);
+  return { url, requests, close: () => close(server) };
+}
+
+function listen(server: http.Server, address: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, address, () => resolve(`http://${address}:${(server.address() as AddressInfo).port}`));
+  });
+}
+
+function close(server: http.Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.closeAllConnections();
+    server.close(() => resolve());
+  });
+}
