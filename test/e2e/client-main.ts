@@ -58,14 +58,23 @@ export interface LoadRecord {
   status?: number;
   body?: string;
   error?: string;
-  /** A reused (keep-alive) client connection carried the request. */
-  reused?: boolean;
+  /** The Portal server that answered (from the sim's JSON answer or its 995 greeting). */
+  server?: string;
 }
 
 export interface LoadReport {
   records: LoadRecord[];
   startedAt: number;
   endedAt: number;
+}
+
+/** The Portal server that answered: the sim's JSON answer (HTTP) or its greeting line (995). */
+export function serverOfBody(body: string | undefined): string | undefined {
+  if (!body) return undefined;
+  const g = /^portal (\S+)\n/.exec(body);
+  if (g) return g[1];
+  const j = /"server":"([^"]+)"/.exec(body);
+  return j ? j[1] : undefined;
 }
 
 const cut = (s: string, n = 4096) => (s.length > n ? s.slice(0, n) : s);
@@ -203,13 +212,13 @@ async function load(spec: LoadSpec): Promise<LoadReport> {
       { kind: "https", host: spec.host, port, path: spec.https.path, localAddress: client, timeoutMs: spec.timeoutMs },
       agents.get(client),
     );
-    records.push({ kind: "https", client, port, start, end: Date.now(), ok: r.ok && r.status === 200, status: r.status, body: r.body && cut(r.body, 512), error: r.error });
+    records.push({ kind: "https", client, port, start, end: Date.now(), ok: r.ok && r.status === 200, status: r.status, server: serverOfBody(r.body), body: r.body && cut(r.body, 160), error: r.error });
   });
   schedule(spec.cttp.count, async (i) => {
     const client = spec.clients[(i * 7) % spec.clients.length];
     const start = Date.now();
     const r = await tlsEcho({ kind: "tls-echo", host: spec.host, port: spec.cttp.port, localAddress: client, timeoutMs: spec.timeoutMs }, spec.cttp.holdMs);
-    records.push({ kind: "cttp", client, port: spec.cttp.port, start, end: Date.now(), ok: r.ok, body: r.body && cut(r.body, 512), error: r.error });
+    records.push({ kind: "cttp", client, port: spec.cttp.port, start, end: Date.now(), ok: r.ok, server: serverOfBody(r.body), body: r.body && cut(r.body, 160), error: r.error });
   });
   await Promise.all(pending);
   for (const a of agents.values()) a.destroy();
@@ -222,7 +231,8 @@ async function run(): Promise<void> {
   if (spec.cmd === "probe") out = await probe(spec.items);
   else if (spec.cmd === "load") out = await load(spec);
   else throw new Error(`client: unknown cmd ${spec.cmd}`);
-  process.stdout.write(JSON.stringify(out) + "\n");
+  // Exit only once the (possibly large) document has been handed to the pipe.
+  await new Promise<void>((r) => process.stdout.write(JSON.stringify(out) + "\n", () => r()));
 }
 
 if (require.main === module) {

@@ -19,17 +19,6 @@ const LOAD_MS = 20_000;
 const KILL_AFTER_MS = 6_000;
 const DEAD = "portal-3" as const;
 
-function serverOfBody(body: string | undefined): string | undefined {
-  if (!body) return undefined;
-  const g = /^portal (\S+)\n/.exec(body);
-  if (g) return g[1];
-  try {
-    return (JSON.parse(body) as { server?: string }).server;
-  } catch {
-    return undefined;
-  }
-}
-
 export function failoverSpec(layout: Layout, design: Design): void {
   let lab: Lab | undefined;
 
@@ -93,7 +82,7 @@ export function failoverSpec(layout: Layout, design: Design): void {
     const cttp = report.records.filter((r) => r.kind === "cttp");
     const failed = https.filter((r) => !r.ok);
     const servedBy = (rs: LoadRecord[]) => rs.reduce<Record<string, number>>((m, r) => {
-      const s = r.ok ? serverOfBody(r.body) ?? "?" : "failed";
+      const s = r.ok ? r.server ?? "?" : "failed";
       m[s] = (m[s] ?? 0) + 1;
       return m;
     }, {});
@@ -105,8 +94,8 @@ export function failoverSpec(layout: Layout, design: Design): void {
 
     // Clients that were on a live server before the kill: did any of them move?
     const homeBefore = new Map<string, string>();
-    for (const r of before) if (r.ok) homeBefore.set(r.client, serverOfBody(r.body)!);
-    const moved = after.filter((r) => r.ok && homeBefore.get(r.client) && homeBefore.get(r.client) !== DEAD && serverOfBody(r.body) !== homeBefore.get(r.client));
+    for (const r of before) if (r.ok) homeBefore.set(r.client, r.server!);
+    const moved = after.filter((r) => r.ok && homeBefore.get(r.client) && homeBefore.get(r.client) !== DEAD && r.server !== homeBefore.get(r.client));
     const deadClients = [...homeBefore].filter(([, s]) => s === DEAD).map(([c]) => c);
 
     const lines = [
