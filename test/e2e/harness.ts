@@ -36,7 +36,7 @@ export interface Addresses {
   LAYOUT: Layout;
   LB_ETH0: string;
   LB_ETH1?: string;
-  LB_ETH1_PREFIXLEN?: string;
+  LB_ETH1_CIDR?: string;
   LB_ETH1_GATEWAY?: string;
   LB_ETH0_GATEWAY?: string;
   VIP: string;

@@ -32,7 +32,7 @@ export class Lab {
   proxy?: ProxyRun;
   readonly cert: { certFile: string; keyFile: string; fingerprint256: string };
   readonly artifact: ProxyArtifact;
-  readonly bootScript?: { command: string[]; output: string };
+  readonly bootScript: { command: string[]; output: string };
   private readonly simJs: string;
   private readonly clientJs: string;
 
@@ -45,10 +45,10 @@ export class Lab {
     this.clientJs = bundle(join(__dirname, "client-main.ts"), join(dir, "client.js"));
     this.cert = makeLbCert(dir);
     this.artifact = prepareProxy(dir);
-    if (topo.layout === "two-arm") this.bootScript = applyBootScript(topo);
+    this.bootScript = applyBootScript(topo);
   }
 
-  /** Builds the topology, applies the boot script (two-arm) and starts the three simulated Portals. */
+  /** Builds the topology, applies the load balancer's boot script and starts the three simulated Portals. */
   static async start(opts: LabOptions): Promise<Lab> {
     const topo = Topology.up(opts.tag, opts.layout);
     const work = tempDir(opts.tag);
@@ -212,17 +212,19 @@ function makeLbCert(dir: string): { certFile: string; keyFile: string; fingerpri
   return { certFile, keyFile, fingerprint256: fp.split("=")[1].trim() };
 }
 
-/** Two-arm: the very boot script the component ships, run inside the lb namespace with its parameters. */
+/** The very boot script the component ships (VIP on the client-facing interface; two-arm: eth1's source
+ * routing), run inside the lb namespace with its parameters. */
 function applyBootScript(topo: Topology): { command: string[]; output: string } {
   const script = join(ROOT, "scripts", "lb-network-setup");
-  if (!existsSync(script)) throw new Error("scripts/lb-network-setup (the component's boot script for two-arm) is not in this checkout");
+  if (!existsSync(script)) throw new Error("scripts/lb-network-setup (the component's boot script) is not in this checkout");
   const a = topo.addrs;
   const args = bootScriptArgs(a);
   const output = topo.exec("lb", "bash", [script, ...args]);
   return { command: ["lb-network-setup", ...args], output };
 }
 
-/** The boot script's parameters for this topology's eth1 (see scripts/lb-network-setup). */
+/** The boot script's parameters for this topology (see scripts/lb-network-setup's usage). */
 export function bootScriptArgs(a: Topology["addrs"]): string[] {
-  return ["--interface", "eth1", "--address", a.LB_ETH1!, "--prefix-length", a.LB_ETH1_PREFIXLEN!, "--gateway", a.LB_ETH1_GATEWAY!, "--vip", a.VIP];
+  if (a.LAYOUT === "one-arm") return ["--layout", "one-arm", "--client-if", "eth0", "--vip", a.VIP];
+  return ["--layout", "two-arm", "--client-if", "eth1", "--client-ip", a.LB_ETH1!, "--client-cidr", a.LB_ETH1_CIDR!, "--client-gw", a.LB_ETH1_GATEWAY!, "--vip", a.VIP];
 }
