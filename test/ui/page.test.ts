@@ -172,6 +172,30 @@ describe("status page in Chromium (stand-in admin API)", () => {
     expect(widths.widest).toBeLessThanOrEqual(widths.view);
   });
 
+  test("every control is labelled, and at phone width the server cards still read as a table of rows and cells", async () => {
+    fake = await startFakeAdmin({ address: `${BASE}.1`, token: TOKEN, vips: [threeServerVip("CTERA_Portal", BASE)] });
+    const w = await browser.newPage({ width: 375, height: 812 });
+    await w.page.goto(fake.url);
+    await w.page.locator('tr[data-server="CTERA_Portal/portal-3"] .state-text').getByText("UP").waitFor();
+    const unlabelled = await w.page.evaluate(() =>
+      Array.from(document.querySelectorAll("button, input")).filter((c) => {
+        if (c instanceof HTMLInputElement) return !c.labels || c.labels.length === 0;
+        return !(c.getAttribute("aria-label") || (c.textContent ?? "").trim());
+      }).map((c) => c.outerHTML),
+    );
+    const table = w.page.getByRole("table", { name: "Real servers of CTERA_Portal" });
+    const rows = await table.getByRole("row").count();
+    const header = await table.getByRole("rowheader", { name: /portal-2/ }).count();
+    const cells = await table.getByRole("row", { name: /portal-2/ }).getByRole("cell").count();
+    const drain = await w.page.getByRole("button", { name: "Drain portal-2 (CTERA_Portal)" }).count();
+    await w.page.close();
+    expect(unlabelled).toEqual([]);
+    expect(rows).toBe(4); // the header row and three servers
+    expect(header).toBe(1);
+    expect(cells).toBe(6);
+    expect(drain).toBe(1);
+  });
+
   test("without a configured token the page says it is read-only and offers no action", async () => {
     fake = await startFakeAdmin({ address: `${BASE}.1`, token: null, vips: [threeServerVip("CTERA_Portal", BASE)] });
     const w = await browser.newPage();

@@ -167,6 +167,7 @@ export const STATUS_PAGE_SCRIPT = String.raw`
   }
   function cell(tag, label, attrs) {
     var a = attrs || {}; a['data-label'] = label;
+    if (!a.role) a.role = 'cell';
     var wrap = el('div', { cls: 'cell' });
     return { td: el(tag, a, [wrap]), wrap: wrap };
   }
@@ -189,14 +190,16 @@ export const STATUS_PAGE_SCRIPT = String.raw`
     view.dd.tp.appendChild(el('span', { cls: 'tp' }, [view.spark.svg, view.rate]));
     section.appendChild(dl);
 
-    var table = el('table', { cls: 'servers' });
+    // Explicit table roles: on phones the table is restyled as cards (display: block), which would
+    // otherwise drop its table semantics in some browsers.
+    var table = el('table', { cls: 'servers', role: 'table' });
     table.appendChild(el('caption', { text: 'Real servers of ' + view.name }));
-    var headRow = el('tr');
+    var headRow = el('tr', { role: 'row' });
     ['Server', 'State', 'Last health check', 'Connections (open / total)', 'Bytes (in / out)', 'Throughput', 'Actions'].forEach(function (h) {
-      headRow.appendChild(el('th', { scope: 'col', text: h }));
+      headRow.appendChild(el('th', { scope: 'col', role: 'columnheader', text: h }));
     });
-    table.appendChild(el('thead', null, [headRow]));
-    var tbody = el('tbody');
+    table.appendChild(el('thead', { role: 'rowgroup' }, [headRow]));
+    var tbody = el('tbody', { role: 'rowgroup' });
     (v.servers || []).forEach(function (s, si) { var r = buildRow(view.name, s, id + '-s' + si); view.rows.push(r); tbody.appendChild(r.tr); });
     table.appendChild(tbody);
     section.appendChild(table);
@@ -206,9 +209,9 @@ export const STATUS_PAGE_SCRIPT = String.raw`
   }
   function buildRow(vipName, s, id) {
     var r = { vip: vipName, name: str(s.name), key: vipName + '/' + str(s.name), buttons: [] };
-    r.tr = el('tr', { cls: 'server', 'data-server': r.key, id: id });
+    r.tr = el('tr', { cls: 'server', 'data-server': r.key, id: id, role: 'row' });
     var c;
-    c = cell('th', 'Server', { scope: 'row' });
+    c = cell('th', 'Server', { scope: 'row', role: 'rowheader' });
     r.addr = el('span', { cls: 'sub' });
     c.wrap.appendChild(el('span', { cls: 'srv-name', text: r.name })); c.wrap.appendChild(r.addr);
     r.tr.appendChild(c.td);
