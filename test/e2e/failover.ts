@@ -9,7 +9,7 @@
  * server stays DOWN) and records every connection that still arrives.
  */
 import type { Design } from "../../src/config";
-import type { LoadRecord } from "./client-main";
+import { LoadRecord, serverOfBody } from "./client-main";
 import { Layout, assertCanRun, sleep } from "./harness";
 import { Lab, serverStates } from "./lab";
 
@@ -35,6 +35,12 @@ export function failoverSpec(layout: Layout, design: Design): void {
   test(`${layout} ${design}: a Portal killed under load is detected, only its clients move, no new connection reaches it, ${design === "ssl-on-lb" ? "and no HTTP request fails" : "and no request started after detection fails"}`, async () => {
     if (!lab) throw new Error("the lab did not start");
     const l = lab;
+    // Where each client address lives before anything fails (persistence keeps it there).
+    const home = new Map<string, string>();
+    const homeProbe = await l.probe(l.topo.addrs.CLIENT_ADDRS.map((c) => ({ kind: "https" as const, host: l.vip, port: 443, localAddress: c, path: "/home", timeoutMs: 8000 })));
+    for (const r of homeProbe) home.set(r.probe.localAddress, serverOfBody(r.body) ?? `failed: ${r.error}`);
+    const deadClients = [...home].filter(([, s]) => s === DEAD).map(([c]) => c);
+
     const loadDone = l.load({
       host: l.vip,
       clients: l.topo.addrs.CLIENT_ADDRS,
@@ -92,18 +98,15 @@ export function failoverSpec(layout: Layout, design: Design): void {
     const cttpAfter = cttp.filter((r) => r.start >= detectedAt!);
     const cttpBrokenByKill = cttp.filter((r) => !r.ok && r.start < killAt && r.end >= killAt);
 
-    // Clients that were on a live server before the kill: did any of them move?
-    const homeBefore = new Map<string, string>();
-    for (const r of before) if (r.ok) homeBefore.set(r.client, r.server!);
-    const moved = after.filter((r) => r.ok && homeBefore.get(r.client) && homeBefore.get(r.client) !== DEAD && r.server !== homeBefore.get(r.client));
-    const deadClients = [...homeBefore].filter(([, s]) => s === DEAD).map(([c]) => c);
+    // Clients that lived on a live server: did any of them move?
+    const moved = after.filter((r) => r.ok && home.get(r.client) !== DEAD && r.server !== home.get(r.client));
 
     const lines = [
       `[e2e failover ${layout} ${design}] ${HTTPS_REQUESTS} HTTPS requests + ${CTTP_SESSIONS} CTTP sessions over ${report.endedAt - report.startedAt} ms, ${DEAD} killed at +${killAt - report.startedAt} ms`,
       `  detection: ${detectedAt - killAt} ms kill → DOWN in every VIP (admin API, polled every 50 ms; first VIP ${firstVipDownAt! - killAt} ms)` +
         (logDownAt !== undefined ? `; proxy log line ${logDownAt - killAt} ms` : "; no DOWN log line seen"),
       `  HTTPS: ${https.length} done, ${failed.length} failed; before kill ${JSON.stringify(servedBy(before))}; kill→detection ${JSON.stringify(servedBy(window))} (max ${Math.max(0, ...window.map((r) => r.end - r.start))} ms); after detection ${JSON.stringify(servedBy(after))}`,
-      `  clients of ${DEAD} before the kill: ${deadClients.length}; clients of live servers that moved: ${new Set(moved.map((r) => r.client)).size}`,
+      `  clients by home server before the kill: ${JSON.stringify([...home.values()].reduce<Record<string, number>>((m, s) => ((m[s] = (m[s] ?? 0) + 1), m), {}))}; clients of live servers that moved: ${new Set(moved.map((r) => r.client)).size}`,
       `  CTTP: ${cttp.length} sessions, ${cttp.filter((r) => !r.ok).length} failed (${cttpBrokenByKill.length} were open when the kill came); after detection ${cttpAfter.filter((r) => r.ok).length}/${cttpAfter.length} ok, by server ${JSON.stringify(servedBy(cttpAfter))}`,
       `  witness on ${DEAD} ports ${witnessPorts.join(",")} from +${witnessFrom - detectedAt} ms after detection: ${reached.length} connection(s)`,
       ...failed.slice(0, 10).map((r) => `  failed: ${r.client} :${r.port} +${r.start - report.startedAt} ms ${r.status ?? ""} ${r.error ?? ""}`),
@@ -112,8 +115,10 @@ export function failoverSpec(layout: Layout, design: Design): void {
 
     expect(https).toHaveLength(HTTPS_REQUESTS);
     expect(cttp).toHaveLength(CTTP_SESSIONS);
-    // Not vacuous: the dead server had clients before the kill.
-    expect(servedBy(before)[DEAD] ?? 0).toBeGreaterThan(0);
+    // Not vacuous: the dead server had clients, and so did the others.
+    expect([...home.values()].filter((s) => s.startsWith("failed"))).toEqual([]);
+    expect(deadClients.length).toBeGreaterThan(0);
+    expect(deadClients.length).toBeLessThan(home.size);
     if (design === "ssl-on-lb") expect(failed.map((r) => `${r.client}:${r.port} ${r.status ?? r.error}`)).toEqual([]);
     else expect(after.filter((r) => !r.ok).map((r) => `${r.client}:${r.port} ${r.error}`)).toEqual([]);
     expect(servedBy(after)[DEAD]).toBeUndefined();
