@@ -93,7 +93,8 @@ export class Lab {
       vip: this.vip,
       realServers: this.topo.addrs.PORTALS,
       ...(design === "ssl-on-lb" ? { tls: { certFile: this.cert.certFile, keyFile: this.cert.keyFile } } : {}),
-      healthCheck: { intervalMs: HEALTH_INTERVAL_MS, rise: 2, fall: 2 },
+      // Short checks keep failover fast; a timeout near the interval keeps a busy CI machine from flapping.
+      healthCheck: { intervalMs: HEALTH_INTERVAL_MS, timeoutMs: HEALTH_INTERVAL_MS - 50, rise: 2, fall: 2 },
       timeouts: { connectMs: 1000 },
       admin: { address: "127.0.0.1", port: 9090 },
       workers: 2,
