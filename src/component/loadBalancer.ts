@@ -1,0 +1,556 @@
+/**
+ * CteraPortalLoadBalancer: the load balancer VM(s) for a CTERA Portal cluster on AWS, in the one-arm or
+ * two-arm layout, with security groups derived from the rendered proxy config, a reproducible proxy image,
+ * and config delivery that reloads the proxy instead of replacing the VM.
+ *
+ * Resource map (children of the component, stable names):
+ *   <name>-image            command:local:Command   runs scripts/build-image → sha256 + tarball
+ *   <name>-artifacts        aws:s3:Bucket (+ -versioning, -encryption, -public-access-block, -ownership, -tls-only)
+ *   <name>-image-object     aws:s3:BucketObjectv2   images/ctera-lb-<sha256>.tar.gz
+ *   <name>-config-object    aws:s3:BucketObjectv2   config/config.json (stable key; the VM polls its ETag)
+ *   <name>-tls              aws:secretsmanager:Secret (+ -tls-version)   when tls is given as PEM
+ *   <name>-client / -internal  aws:ec2:SecurityGroup, rules as aws:vpc:SecurityGroup{Ingress,Egress}Rule
+ *   <name>-role, -role-policy, -ssm-core, -profile   IAM
+ *   <name>-vip              aws:ec2:NetworkInterface  holds the VIP until the VM claims it (auto VIP only)
+ *   <name>-vip-eip (+ -vip-eip-assoc)                 publicVip
+ *   <name>-vm-0-eth0, -vm-0-eth1, -vm-0-eth1-attach, -vm-0   the VM and its interfaces
+ */
+import * as path from "node:path";
+import * as fs from "node:fs";
+import * as crypto from "node:crypto";
+import * as pulumi from "@pulumi/pulumi";
+import * as aws from "@pulumi/aws";
+import * as command from "@pulumi/command";
+import { ConfigError, RenderInputs, RuntimeConfig, checkTlsPair, render } from "../config";
+import { CteraPortalLoadBalancerArgs, ParsedArgs, parseComponentArgs } from "./args";
+import { SSM_MANAGED_POLICY_ARN_SUFFIX, assumeRolePolicy, instancePolicy } from "./policy";
+import { TrafficModel, deriveTraffic, hostCidr } from "./traffic";
+import { renderUserData } from "./userdata";
+
+export const COMPONENT_TYPE = "ctera-portal-lb:index:CteraPortalLoadBalancer";
+
+/** Where the VM's boot script writes the TLS secret; the rendered config names these paths. */
+export const TLS_CERT_PATH = "/etc/ctera-lb/tls/cert.pem";
+export const TLS_KEY_PATH = "/etc/ctera-lb/tls/key.pem";
+/** The config object's key: stable, so a config change never touches the VM's inputs. */
+export const CONFIG_OBJECT_KEY = "config/config.json";
+export const DEPLOYMENT_TAG = "ctera-lb:deployment";
+/** Only used to render at construction (ports and validation do not depend on the VIP). */
+const PLACEHOLDER_VIP = "192.0.2.1";
+
+export class CteraPortalLoadBalancer extends pulumi.ComponentResource {
+  /** The VIP: a secondary private IP on the client-facing ENI (eth0 one-arm, eth1 two-arm). */
+  readonly vipAddress: pulumi.Output<string>;
+  /** The Elastic IP of the VIP (publicVip only). */
+  readonly publicVip: pulumi.Output<string | undefined>;
+  readonly instanceIds: pulumi.Output<string[]>;
+  readonly securityGroupIds: pulumi.Output<string[]>;
+  /** sha256 of the proxy image tarball the VMs verify before they run it. */
+  readonly imageHash: pulumi.Output<string>;
+  /** The rendered runtime config (JSON) as stored for the VMs. */
+  readonly proxyConfig: pulumi.Output<string>;
+  /** The admin API / status page on the VM's internal address. */
+  readonly adminUrl: pulumi.Output<string>;
+  readonly bucketName: pulumi.Output<string>;
+  /** Ports and flows the security groups were derived from. */
+  readonly traffic: TrafficModel;
+
+  constructor(name: string, args: CteraPortalLoadBalancerArgs, opts: pulumi.ComponentResourceOptions = {}) {
+    super(COMPONENT_TYPE, name, {}, opts);
+    // Validate everything before the first child exists: a bad arg leaves nothing half-created.
+    const a = parseComponentArgs(name, args);
+    checkPlainTls(name, a);
+    const design = renderConfig(name, a, PLACEHOLDER_VIP);
+    this.traffic = deriveTraffic(design);
+
+    const parent = { parent: this };
+    const deployment = `${pulumi.getProject()}/${pulumi.getStack()}/${name}`;
+    const tags = sharedTags(a, deployment);
+    const twoArm = a.network.layout === "two-arm";
+    const clientSubnet = a.network.layout === "two-arm" ? a.network.externalSubnetId : a.network.subnetId;
+    const internalSubnet = a.network.layout === "two-arm" ? a.network.internalSubnetId : a.network.subnetId;
+
+    const region = aws.getRegionOutput({}, parent).region;
+    const identity = aws.getCallerIdentityOutput({}, parent);
+    const partition = aws.getPartitionOutput({}, parent).partition;
+
+    // --- image -------------------------------------------------------------------------------------
+    const root = packageRoot();
+    const build = new command.local.Command(
+      `${name}-image`,
+      {
+        create: "node scripts/build-image --out .ctera-lb-build",
+        dir: root,
+        // Re-run when a source of the image changes; the hash (not this digest) decides replacements.
+        triggers: [imageSourceDigest(root)],
+        assetPaths: [".ctera-lb-build/ctera-lb-image.tar.gz"],
+        logging: "stderr",
+      },
+      parent,
+    );
+    const built = build.stdout.apply(parseBuildOutput);
+    const imageHash = built.sha256;
+
+    // --- artifact bucket ---------------------------------------------------------------------------
+    const bucket = new aws.s3.Bucket(`${name}-artifacts`, { bucketPrefix: "ctera-lb-", forceDestroy: false, tags }, parent);
+    const bucketParent = { parent: bucket };
+    const pab = new aws.s3.BucketPublicAccessBlock(
+      `${name}-public-access-block`,
+      { bucket: bucket.id, blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true },
+      bucketParent,
+    );
+    const ownership = new aws.s3.BucketOwnershipControls(
+      `${name}-ownership`,
+      { bucket: bucket.id, rule: { objectOwnership: "BucketOwnerEnforced" } },
+      bucketParent,
+    );
+    // SSE-S3: encrypted at rest without a KMS key, so the instance role needs no kms:Decrypt.
+    const sse = new aws.s3.BucketServerSideEncryptionConfiguration(
+      `${name}-encryption`,
+      { bucket: bucket.id, rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" } }] },
+      bucketParent,
+    );
+    const versioning = new aws.s3.BucketVersioning(
+      `${name}-versioning`,
+      { bucket: bucket.id, versioningConfiguration: { status: "Enabled" } },
+      bucketParent,
+    );
+    const tlsOnly = new aws.s3.BucketPolicy(
+      `${name}-tls-only`,
+      {
+        bucket: bucket.id,
+        policy: bucket.arn.apply((arn) =>
+          JSON.stringify({
+            Version: "2012-10-17",
+            Statement: [
+              {
+                Sid: "DenyInsecureTransport",
+                Effect: "Deny",
+                Principal: "*",
+                Action: "s3:*",
+                Resource: [arn, `${arn}/*`],
+                Condition: { Bool: { "aws:SecureTransport": "false" } },
+              },
+            ],
+          }),
+        ),
+      },
+      { parent: bucket, dependsOn: [pab] },
+    );
+    const bucketReady = [pab, ownership, sse, versioning, tlsOnly];
+
+    const imageKey = pulumi.interpolate`images/ctera-lb-${imageHash}.tar.gz`;
+    const imageObject = new aws.s3.BucketObjectv2(
+      `${name}-image-object`,
+      {
+        bucket: bucket.id,
+        key: imageKey,
+        source: pulumi.all([build.assets, built.file]).apply(([assets, file]) => assets?.[file] ?? new pulumi.asset.FileAsset(path.join(root, file))),
+        contentType: "application/gzip",
+        // The VM verifies this same hash before it runs the image.
+        metadata: { sha256: imageHash },
+        tags,
+      },
+      { parent: bucket, dependsOn: bucketReady },
+    );
+
+    // --- TLS secret --------------------------------------------------------------------------------
+    let tlsSecretArn: pulumi.Output<string> | undefined;
+    if (a.tls && "secretArn" in a.tls) {
+      tlsSecretArn = pulumi.output(a.tls.secretArn);
+    } else if (a.tls) {
+      const { certificate, privateKey } = a.tls;
+      const secret = new aws.secretsmanager.Secret(
+        `${name}-tls`,
+        { namePrefix: `ctera-lb-${name}-tls-`, description: `ctera-lb ${deployment}: TLS certificate and key`, recoveryWindowInDays: 7, tags },
+        parent,
+      );
+      new aws.secretsmanager.SecretVersion(
+        `${name}-tls-version`,
+        {
+          secretId: secret.id,
+          secretString: pulumi.secret(
+            pulumi.all([certificate, privateKey]).apply(([cert, key]) => {
+              const problems = checkTlsPair(cert, key);
+              if (problems.length) {
+                throw new ConfigError(
+                  problems.map((p) => ({ path: p.field === "cert" ? "tls.certificate" : "tls.privateKey", message: p.message })),
+                  `CteraPortalLoadBalancer '${name}' args`,
+                );
+              }
+              return JSON.stringify({ certificate: cert, privateKey: key });
+            }),
+          ),
+        },
+        { parent: secret },
+      );
+      tlsSecretArn = secret.arn;
+    }
+
+    // --- security groups ---------------------------------------------------------------------------
+    const vpc = aws.ec2.getVpcOutput({ id: a.network.vpcId }, parent);
+    const s3PrefixList = aws.ec2.getManagedPrefixListOutput({ name: pulumi.interpolate`com.amazonaws.${region}.s3` }, parent);
+    const clientSg = new aws.ec2.SecurityGroup(
+      `${name}-client`,
+      {
+        vpcId: a.network.vpcId,
+        description: twoArm ? "ctera-lb: client-facing arm (eth1), VIP ports only" : "ctera-lb: VIP ports, real servers, admin (one-arm)",
+        tags: { ...tags, Name: `${name}-client` },
+      },
+      parent,
+    );
+    const internalSg = twoArm
+      ? new aws.ec2.SecurityGroup(
+          `${name}-internal`,
+          { vpcId: a.network.vpcId, description: "ctera-lb: internal arm (eth0), real servers and admin", tags: { ...tags, Name: `${name}-internal` } },
+          parent,
+        )
+      : clientSg;
+    const securityGroups = twoArm ? [clientSg, internalSg] : [clientSg];
+    const ruleTags = tags;
+    for (const port of this.traffic.listenerPorts) {
+      for (const cidr of a.clientCidrs) {
+        new aws.vpc.SecurityGroupIngressRule(
+          `${name}-client-${port}-${cidr}`,
+          { securityGroupId: clientSg.id, ipProtocol: "tcp", fromPort: port, toPort: port, ...cidrField(cidr), description: `clients to VIP port ${port}`, tags: ruleTags },
+          { parent: clientSg },
+        );
+      }
+    }
+    for (const cidr of a.adminCidrs ?? []) {
+      const port = this.traffic.adminPort;
+      new aws.vpc.SecurityGroupIngressRule(
+        `${name}-admin-${port}-${cidr}`,
+        { securityGroupId: internalSg.id, ipProtocol: "tcp", fromPort: port, toPort: port, ...cidrField(cidr), description: "admin API", tags: ruleTags },
+        { parent: internalSg },
+      );
+    }
+    for (const f of this.traffic.serverFlows) {
+      new aws.vpc.SecurityGroupEgressRule(
+        `${name}-server-${f.address}-${f.port}`,
+        {
+          securityGroupId: internalSg.id,
+          ipProtocol: "tcp",
+          fromPort: f.port,
+          toPort: f.port,
+          ...cidrField(hostCidr(f.address)),
+          description: `real server ${f.address}:${f.port} (${f.purpose})`,
+          tags: ruleTags,
+        },
+        { parent: internalSg },
+      );
+    }
+    // What the VM needs to boot and run, over HTTPS only: S3 (image, config, the AL2023 package
+    // repository) through the region's S3 prefix list; SSM, Secrets Manager and EC2 (VIP claim) through
+    // VPC interface endpoints in the VPC's CIDR by default, or awsApiCidrs (e.g. 0.0.0.0/0 behind a NAT).
+    new aws.vpc.SecurityGroupEgressRule(
+      `${name}-https-s3`,
+      { securityGroupId: internalSg.id, ipProtocol: "tcp", fromPort: 443, toPort: 443, prefixListId: s3PrefixList.id, description: "S3 (image, config, OS packages)", tags: ruleTags },
+      { parent: internalSg },
+    );
+    const apiCidrs: pulumi.Input<string>[] = a.awsApiCidrs ?? [vpc.cidrBlock];
+    apiCidrs.forEach((cidr, i) => {
+      new aws.vpc.SecurityGroupEgressRule(
+        `${name}-https-aws-api-${a.awsApiCidrs ? a.awsApiCidrs[i] : "vpc"}`,
+        {
+          securityGroupId: internalSg.id,
+          ipProtocol: "tcp",
+          fromPort: 443,
+          toPort: 443,
+          ...(typeof cidr === "string" ? cidrField(cidr) : { cidrIpv4: cidr }),
+          description: "AWS APIs: SSM, Secrets Manager, EC2",
+          tags: ruleTags,
+        },
+        { parent: internalSg },
+      );
+    });
+
+    // --- VIP -----------------------------------------------------------------------------------------
+    // The VIP must outlive any one VM (an image change replaces the VM, create-before-delete), so it is
+    // not tied to the VM's own interfaces: a reservation ENI holds it as a secondary private IP until a VM
+    // claims it at boot (EC2 AssignPrivateIpAddresses with reassignment), the same move a failover makes.
+    let vipAddress: pulumi.Output<string>;
+    let vipHolder: aws.ec2.NetworkInterface | undefined;
+    if (a.vipAddress) {
+      vipAddress = pulumi.output(a.vipAddress);
+    } else {
+      vipHolder = new aws.ec2.NetworkInterface(
+        `${name}-vip`,
+        {
+          subnetId: clientSubnet,
+          securityGroups: [clientSg.id],
+          privateIpsCount: 1,
+          description: `ctera-lb ${deployment}: holds the VIP until a load balancer VM claims it`,
+          tags: { ...tags, Name: `${name}-vip` },
+        },
+        // After the first boot the VIP lives on the VM's ENI: the reservation's address list is not ours to reset.
+        { parent: this, ignoreChanges: ["privateIps", "privateIpsCount", "privateIpList", "privateIpLists"] },
+      );
+      vipAddress = pulumi
+        .all([vipHolder.privateIps, vipHolder.privateIp])
+        .apply(([ips, primary]) => (ips ?? []).find((ip) => ip !== primary) ?? ips?.[0] ?? primary);
+    }
+    let publicVip: pulumi.Output<string | undefined> = pulumi.output(undefined);
+    if (a.publicVip) {
+      const eip = new aws.ec2.Eip(`${name}-vip-eip`, { domain: "vpc", tags: { ...tags, Name: `${name}-vip` } }, parent);
+      // Associated with the VIP (a private address); when the VIP is reassigned, the association moves with it.
+      new aws.ec2.EipAssociation(
+        `${name}-vip-eip-assoc`,
+        { allocationId: eip.allocationId, networkInterfaceId: vipHolder!.id, privateIpAddress: vipAddress, allowReassociation: true },
+        { parent: eip, ignoreChanges: ["networkInterfaceId", "instanceId"] },
+      );
+      publicVip = eip.publicIp;
+    }
+
+    // --- config --------------------------------------------------------------------------------------
+    const proxyConfig = vipAddress.apply((vip) => JSON.stringify(renderConfig(name, a, vip), null, 2) + "\n");
+    const configObject = new aws.s3.BucketObjectv2(
+      `${name}-config-object`,
+      { bucket: bucket.id, key: CONFIG_OBJECT_KEY, content: proxyConfig, contentType: "application/json", tags },
+      { parent: bucket, dependsOn: bucketReady },
+    );
+
+    // --- IAM -----------------------------------------------------------------------------------------
+    const role = new aws.iam.Role(
+      `${name}-role`,
+      { description: `ctera-lb ${deployment}: load balancer VM`, assumeRolePolicy: JSON.stringify(assumeRolePolicy()), tags },
+      parent,
+    );
+    const objectArn = (key: pulumi.Input<string>) => pulumi.interpolate`${bucket.arn}/${key}`;
+    new aws.iam.RolePolicy(
+      `${name}-role-policy`,
+      {
+        role: role.id,
+        policy: pulumi
+          .all([objectArn(imageObject.key), objectArn(configObject.key), tlsSecretArn ?? "", region, identity.accountId, partition])
+          .apply(([imageArn, configArn, secretArn, reg, account, part]) =>
+            JSON.stringify(
+              instancePolicy({
+                imageObjectArn: imageArn,
+                configObjectArn: configArn,
+                tlsSecretArn: secretArn || undefined,
+                deploymentTag: { key: DEPLOYMENT_TAG, value: deployment },
+                networkInterfaceArnPattern: `arn:${part}:ec2:${reg}:${account}:network-interface/*`,
+              }),
+            ),
+          ),
+      },
+      { parent: role },
+    );
+    new aws.iam.RolePolicyAttachment(
+      `${name}-ssm-core`,
+      { role: role.name, policyArn: pulumi.interpolate`arn:${partition}:iam::aws:${SSM_MANAGED_POLICY_ARN_SUFFIX}` },
+      { parent: role },
+    );
+    const profile = new aws.iam.InstanceProfile(`${name}-profile`, { role: role.name, tags }, { parent: role });
+
+    // --- the VM --------------------------------------------------------------------------------------
+    const instanceType = a.instanceType ?? "t3.small";
+    const ami = a.ami ?? defaultAmi(instanceType, parent);
+    const userData = pulumi
+      .all([region, bucket.bucket, imageKey, imageHash, tlsSecretArn ?? "", vipAddress])
+      .apply(([reg, bucketName, key, sha, secretArn, vip]) =>
+        renderUserData({
+          region: reg,
+          bucket: bucketName,
+          imageKey: key,
+          imageSha256: sha,
+          configKey: CONFIG_OBJECT_KEY,
+          tlsSecretArn: secretArn || undefined,
+          layout: a.network.layout,
+          clientInterface: twoArm ? "eth1" : "eth0",
+          internalInterface: "eth0",
+          vip,
+          deployment,
+        }),
+      );
+    const vmName = `${name}-vm-0`;
+    // A new image hash replaces the VM together with its interfaces, create-before-delete: the new VM's
+    // ENIs and instance exist before the old ones go; the VM claims the VIP when it boots.
+    const generation = { replacementTrigger: imageHash };
+    const eth0 = new aws.ec2.NetworkInterface(
+      `${vmName}-eth0`,
+      {
+        subnetId: internalSubnet,
+        securityGroups: [internalSg.id],
+        description: `ctera-lb ${deployment}: ${twoArm ? "internal arm (toward the Portal servers)" : "one-arm: clients, Portal servers, admin"}`,
+        tags: { ...tags, Name: `${vmName}-eth0` },
+      },
+      { parent: this, ...generation, ignoreChanges: ["privateIps", "privateIpsCount"] },
+    );
+    const instance = new aws.ec2.Instance(
+      vmName,
+      {
+        ami,
+        instanceType,
+        primaryNetworkInterface: { networkInterfaceId: eth0.id },
+        iamInstanceProfile: profile.name,
+        userData,
+        // A changed user data means a new image: replace (create-before-delete) instead of stop/start.
+        userDataReplaceOnChange: true,
+        metadataOptions: {
+          httpEndpoint: "enabled",
+          httpTokens: "required",
+          // 1 hop: the boot script, the poller and the aws CLI run on the host, not in containers.
+          httpPutResponseHopLimit: 1,
+          instanceMetadataTags: "disabled",
+        },
+        rootBlockDevice: { encrypted: true, volumeType: "gp3", volumeSize: 8, deleteOnTermination: true, tags },
+        monitoring: false,
+        tags: { ...tags, Name: vmName },
+      },
+      { parent: this, dependsOn: [configObject], ...(a.ami ? {} : { ignoreChanges: ["ami"] }) },
+    );
+    const instances = [instance];
+    if (a.network.layout === "two-arm") {
+      const eth1 = new aws.ec2.NetworkInterface(
+        `${vmName}-eth1`,
+        {
+          subnetId: a.network.externalSubnetId,
+          securityGroups: [clientSg.id],
+          description: `ctera-lb ${deployment}: client-facing arm (the VIP lives here)`,
+          tags: { ...tags, Name: `${vmName}-eth1` },
+        },
+        { parent: this, ...generation, ignoreChanges: ["privateIps", "privateIpsCount"] },
+      );
+      new aws.ec2.NetworkInterfaceAttachment(
+        `${vmName}-eth1-attach`,
+        { instanceId: instance.id, networkInterfaceId: eth1.id, deviceIndex: 1 },
+        { parent: eth1, ...generation },
+      );
+    }
+
+    this.vipAddress = vipAddress;
+    this.publicVip = publicVip;
+    this.instanceIds = pulumi.all(instances.map((i) => i.id));
+    this.securityGroupIds = pulumi.all(securityGroups.map((g) => g.id));
+    this.imageHash = imageHash;
+    this.proxyConfig = proxyConfig;
+    this.adminUrl = pulumi.interpolate`http://${instance.privateIp}:${this.traffic.adminPort}/`;
+    this.bucketName = bucket.bucket;
+    this.registerOutputs({
+      vipAddress: this.vipAddress,
+      publicVip: this.publicVip,
+      instanceIds: this.instanceIds,
+      securityGroupIds: this.securityGroupIds,
+      imageHash: this.imageHash,
+      proxyConfig: this.proxyConfig,
+      adminUrl: this.adminUrl,
+      bucketName: this.bucketName,
+    });
+  }
+}
+
+/** The typed settings → render(): the same function the CLI uses. TLS files are the VM's fixed paths. */
+export function renderConfig(name: string, a: ParsedArgs, vip: string): RuntimeConfig {
+  const inputs: RenderInputs = {
+    design: a.design,
+    realServers: a.realServers,
+    vip,
+    ...(a.tls ? { tls: { certFile: TLS_CERT_PATH, keyFile: TLS_KEY_PATH } } : {}),
+  };
+  for (const k of ["sourceAddress", "balance", "persistence", "healthCheck", "timeouts", "http", "virtualServices", "admin", "workers", "drainTimeoutMs"] as const) {
+    if (a[k] !== undefined) (inputs as Record<string, unknown>)[k] = a[k];
+  }
+  try {
+    return render(inputs, { checkFiles: false });
+  } catch (e) {
+    if (e instanceof ConfigError) throw new ConfigError(e.issues, `CteraPortalLoadBalancer '${name}' args`);
+    throw e;
+  }
+}
+
+/** PEM given as plain strings is checked now (a wrong key is a construction error, not a boot failure). */
+function checkPlainTls(name: string, a: ParsedArgs): void {
+  if (!a.tls || !("certificate" in a.tls)) return;
+  const { certificate, privateKey } = a.tls;
+  if (typeof certificate !== "string" || typeof privateKey !== "string") return;
+  const problems = checkTlsPair(certificate, privateKey);
+  if (problems.length) {
+    throw new ConfigError(
+      problems.map((p) => ({ path: p.field === "cert" ? "tls.certificate" : "tls.privateKey", message: p.message })),
+      `CteraPortalLoadBalancer '${name}' args`,
+    );
+  }
+}
+
+/** Tags merged once, here; every taggable child gets exactly this map (plus its Name). */
+function sharedTags(a: ParsedArgs, deployment: string): Record<string, string> {
+  return { ...a.tags, [DEPLOYMENT_TAG]: deployment, "ctera-lb:design": a.design, "ctera-lb:layout": a.network.layout };
+}
+
+function cidrField(cidr: string): { cidrIpv4: string } | { cidrIpv6: string } {
+  return cidr.includes(":") ? { cidrIpv6: cidr } : { cidrIpv4: cidr };
+}
+
+/**
+ * Default AMI: the newest Amazon Linux 2023 for the instance type's architecture (Graviton types, whose
+ * family ends in "g" like t4g or m7g, get arm64). AL2023 carries the aws CLI, the SSM agent and Node 20
+ * in its repository. The instance ignores later changes of this lookup: a newer AMI must not replace VMs.
+ */
+export function defaultAmi(instanceType: pulumi.Input<string>, opts: pulumi.InvokeOutputOptions): pulumi.Output<string> {
+  return pulumi.output(instanceType).apply((t) => {
+    const arch = isGraviton(t) ? "arm64" : "x86_64";
+    return aws.ec2.getAmiOutput(
+      {
+        mostRecent: true,
+        owners: ["amazon"],
+        filters: [
+          { name: "name", values: [`al2023-ami-2023.*-kernel-*-${arch}`] },
+          { name: "architecture", values: [arch] },
+          { name: "virtualization-type", values: ["hvm"] },
+        ],
+      },
+      opts,
+    ).id;
+  });
+}
+
+export function isGraviton(instanceType: string): boolean {
+  return /^[a-z]+\d+[a-z]*g[a-z]*\./.test(instanceType) && !/^(g\d|p\d|inf|trn)/.test(instanceType);
+}
+
+function parseBuildOutput(stdout: string): { sha256: string; file: string } {
+  const line = stdout.trim().split("\n").pop() ?? "";
+  let v: { sha256?: string; file?: string };
+  try {
+    v = JSON.parse(line);
+  } catch {
+    throw new Error(`scripts/build-image printed no result: ${JSON.stringify(stdout.slice(0, 200))}`);
+  }
+  if (!v.sha256 || !/^[0-9a-f]{64}$/.test(v.sha256) || !v.file) throw new Error(`scripts/build-image printed an unexpected result: ${line}`);
+  return { sha256: v.sha256, file: v.file };
+}
+
+/** The package's root (where scripts/build-image is), from src/component or dist/src/component. */
+export function packageRoot(): string {
+  let dir = __dirname;
+  for (let i = 0; i < 6; i++) {
+    if (fs.existsSync(path.join(dir, "scripts", "build-image")) && fs.existsSync(path.join(dir, "package.json"))) return dir;
+    dir = path.dirname(dir);
+  }
+  throw new Error("cannot find the ctera-portal-lb package root (scripts/build-image)");
+}
+
+/** Digest of everything scripts/build-image reads; a change re-runs the build (same bytes → same hash). */
+export function imageSourceDigest(root: string): string {
+  const h = crypto.createHash("sha256");
+  const files: string[] = [];
+  const walk = (d: string) => {
+    if (!fs.existsSync(d)) return;
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) {
+        if (e.name !== "component" && e.name !== "node_modules") walk(p);
+      } else if (/\.(ts|js|json)$/.test(e.name) || d.includes(`${path.sep}scripts`)) files.push(p);
+    }
+  };
+  walk(fs.existsSync(path.join(root, "src")) ? path.join(root, "src") : path.join(root, "dist", "src"));
+  walk(path.join(root, "scripts", "image"));
+  files.push(path.join(root, "scripts", "build-image"), path.join(root, "scripts", "lb-network-setup"));
+  for (const f of files.sort()) {
+    h.update(path.relative(root, f)).update("\0");
+    if (fs.existsSync(f)) h.update(fs.readFileSync(f));
+  }
+  return h.digest("hex");
+}
