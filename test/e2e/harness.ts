@@ -7,7 +7,7 @@
  * SIGINT/SIGTERM; a later run also reaps the namespaces of a run that was killed outright (clb-<pid>-*).
  */
 import { ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import * as readline from "node:readline";
@@ -306,6 +306,8 @@ export interface ProxyArtifact {
   /** The command and leading args; append ["serve", "--config", file]. */
   command: string[];
   describe: string;
+  /** Where the image was extracted (its /opt/ctera-lb), when running from the image. */
+  root?: string;
 }
 
 export function prepareProxy(workDir: string): ProxyArtifact {
@@ -322,26 +324,21 @@ export function prepareProxy(workDir: string): ProxyArtifact {
 
 function imageArtifact(buildImage: string, workDir: string): ProxyArtifact {
   const outDir = join(workDir, "image-out");
-  execFileSync("mkdir", ["-p", outDir]);
-  const out = execFileSync(buildImage, ["--out", outDir], { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 120_000 });
-  const tarball = execFileSync("find", [outDir, "-name", "*.tar.gz", "-o", "-name", "*.tgz"], { encoding: "utf8" }).trim().split("\n")[0];
-  if (!tarball) throw new Error(`scripts/build-image made no tarball in ${outDir}:\n${out}`);
+  const out = execFileSync(process.execPath, [buildImage, "--out", outDir], { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 120_000 });
+  const made = JSON.parse(out.trim().split("\n").pop()!) as { sha256: string; file: string; bytes: number };
+  const tarball = resolve(ROOT, made.file);
   const root = join(workDir, "image");
-  execFileSync("mkdir", ["-p", root]);
+  mkdirSync(root, { recursive: true });
   execFileSync("tar", ["-xzf", tarball, "-C", root]);
-  const entry = findImageEntry(root);
-  return { source: "image", command: [process.execPath, entry], describe: `image ${tarball.split("/").pop()} → ${entry.slice(root.length + 1)}` };
-}
-
-function findImageEntry(root: string): string {
-  const files = execFileSync("find", [root, "-type", "f"], { encoding: "utf8" }).trim().split("\n");
-  const rel = (f: string) => f.slice(root.length + 1);
-  const prefer = [/(^|\/)ctera-lb(\.c?js)?$/, /(^|\/)(cli|proxy|main|ctera-lb[^/]*)\.c?js$/];
-  for (const re of prefer) {
-    const hit = files.find((f) => re.test(rel(f)) && !rel(f).includes("node_modules"));
-    if (hit) return hit;
-  }
-  throw new Error(`no proxy entry found in the image:\n${files.map(rel).join("\n")}`);
+  // What bin/ctera-lb (the systemd unit's ExecStart) does, with this extraction's path for /opt/ctera-lb.
+  const entry = join(root, "lib", "ctera-lb.js");
+  if (!existsSync(entry)) throw new Error(`the image has no lib/ctera-lb.js:\n${execFileSync("tar", ["-tzf", tarball], { encoding: "utf8" })}`);
+  return {
+    source: "image",
+    command: [process.execPath, entry],
+    describe: `image ${made.file} (sha256 ${made.sha256.slice(0, 12)}…, ${made.bytes} B) → lib/ctera-lb.js`,
+    root,
+  };
 }
 
 export function writeJson(file: string, v: unknown): string {

@@ -45,7 +45,7 @@ export class Lab {
     this.clientJs = bundle(join(__dirname, "client-main.ts"), join(dir, "client.js"));
     this.cert = makeLbCert(dir);
     this.artifact = prepareProxy(dir);
-    this.bootScript = applyBootScript(topo);
+    this.bootScript = applyBootScript(topo, this.artifact);
   }
 
   /** Builds the topology, applies the load balancer's boot script and starts the three simulated Portals. */
@@ -55,6 +55,7 @@ export class Lab {
     let lab: Lab | undefined;
     try {
       lab = new Lab(topo, work);
+      process.stdout.write(`[e2e ${opts.layout}] proxy: ${lab.artifact.describe}; boot script: ${lab.bootScript.command.join(" ")}\n`);
       await Promise.all(PORTAL_NAMES.map((n) => lab!.startSim(n)));
       return lab;
     } catch (e) {
@@ -215,13 +216,14 @@ function makeLbCert(dir: string): { certFile: string; keyFile: string; fingerpri
 
 /** The very boot script the component ships (VIP on the client-facing interface; two-arm: eth1's source
  * routing), run inside the lb namespace with its parameters. */
-function applyBootScript(topo: Topology): { command: string[]; output: string } {
-  const script = join(ROOT, "scripts", "lb-network-setup");
+function applyBootScript(topo: Topology, artifact: ProxyArtifact): { command: string[]; output: string } {
+  // The copy inside the image (sbin/lb-network-setup) is the one the VM runs; the checkout's otherwise.
+  const script = artifact.root ? join(artifact.root, "sbin", "lb-network-setup") : join(ROOT, "scripts", "lb-network-setup");
   if (!existsSync(script)) throw new Error("scripts/lb-network-setup (the component's boot script) is not in this checkout");
   const a = topo.addrs;
   const args = bootScriptArgs(a);
   const output = topo.exec("lb", "bash", [script, ...args]);
-  return { command: ["lb-network-setup", ...args], output };
+  return { command: [script.slice(script.lastIndexOf("/", script.lastIndexOf("/") - 1) + 1), ...args], output };
 }
 
 /** The boot script's parameters for this topology (see scripts/lb-network-setup's usage). */
