@@ -1,0 +1,102 @@
+/**
+ * The admin API (ADMIN_API.md): GET / (status page), /healthz, /api/status, /metrics, and
+ * POST /api/servers/<vip>/<server>/drain|halt|online with a bearer token compared in constant time.
+ * Served by the control plane (the primary). No cookies anywhere.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import type { AdminConfig } from "../../config";
+import type { Control } from "../control";
+import { statusPageHtml } from "./page";
+
+const CSP =
+  "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
+
+/** Constant-time token check: both sides hashed to 32 bytes first, so lengths leak nothing either. */
+export function tokenMatches(expected: string | null, header: string | undefined): boolean {
+  if (expected === null || !header) return false;
+  const m = /^Bearer\s+(.+)$/i.exec(header.trim());
+  if (!m) return false;
+  const a = createHash("sha256").update(m[1]).digest();
+  const b = createHash("sha256").update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+export interface AdminServer {
+  readonly address: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+function send(res: http.ServerResponse, code: number, body: unknown, headers: Record<string, string> = {}) {
+  const text = typeof body === "string" ? body : JSON.stringify(body);
+  res.writeHead(code, {
+    "content-type": typeof body === "string" ? "text/plain; charset=utf-8" : "application/json",
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+    "content-length": Buffer.byteLength(text),
+    ...headers,
+  });
+  res.end(text);
+}
+
+export function adminHandler(control: Control) {
+  return (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const url = new URL(req.url ?? "/", "http://admin.invalid");
+    const path = url.pathname;
+    const method = req.method ?? "GET";
+    req.resume();
+    try {
+      const action = /^\/api\/servers\/([^/]+)\/([^/]+)\/(drain|halt|online)$/.exec(path);
+      if (action) {
+        if (method !== "POST") return send(res, 405, { error: "use POST" }, { allow: "POST" });
+        if (control.config.admin.token === null) return send(res, 401, { error: "read-only: no admin token is configured" });
+        if (!tokenMatches(control.config.admin.token, req.headers.authorization)) return send(res, 401, { error: "missing or wrong bearer token" }, { "www-authenticate": "Bearer" });
+        const vip = decodeURIComponent(action[1]);
+        const server = decodeURIComponent(action[2]);
+        const state = control.setAdmin(vip, server, action[3] as "drain" | "halt" | "online");
+        if (state === undefined) return send(res, 404, { error: `no server '${server}' in VIP '${vip}'` });
+        return send(res, 200, { ok: true, vip, server, state });
+      }
+      const known = ["/", "/healthz", "/api/status", "/metrics"];
+      if (!known.includes(path)) return send(res, 404, { error: "not found" });
+      if (method !== "GET" && method !== "HEAD") return send(res, 405, { error: "use GET" }, { allow: "GET, HEAD" });
+      switch (path) {
+        case "/":
+          return send(res, 200, statusPageHtml(), { "content-type": "text/html; charset=utf-8", "content-security-policy": CSP, "x-frame-options": "DENY", "referrer-policy": "no-referrer" });
+        case "/healthz":
+          return control.draining ? send(res, 503, { ok: false, draining: true }) : send(res, 200, { ok: true });
+        case "/api/status":
+          return send(res, 200, control.status());
+        case "/metrics":
+          return send(res, 200, control.metrics(), { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+      }
+    } catch (e) {
+      send(res, 500, { error: (e as Error).message });
+    }
+  };
+}
+
+export function startAdminServer(control: Control, cfg: AdminConfig): Promise<AdminServer> {
+  const server = http.createServer(adminHandler(control));
+  server.keepAliveTimeout = 5000;
+  server.headersTimeout = 10000;
+  server.requestTimeout = 15000;
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ host: cfg.address, port: cfg.port }, () => {
+      server.off("error", reject);
+      const a = server.address() as AddressInfo;
+      resolve({
+        address: a.address,
+        port: a.port,
+        close: () =>
+          new Promise<void>((r) => {
+            server.close(() => r());
+            server.closeAllConnections();
+          }),
+      });
+    });
+  });
+}

@@ -1,0 +1,129 @@
+/**
+ * The proxy in one process (no cluster): listeners, pools, health checks and the admin API together.
+ * Tests, the demo and embedders use this; `ctera-lb serve` runs the same parts split over a cluster
+ * primary (control) and workers (data plane) — see main.ts.
+ */
+import type { RuntimeConfig } from "../config";
+import { validateRuntimeConfig } from "../config";
+import { startAdminServer, AdminServer } from "./admin/server";
+import { Control } from "./control";
+import { Core, CountersSnapshot } from "./core";
+import { JsonLog, LogSink } from "./log";
+
+export type { ServerState, Backend, VipRuntime, HandlerFactory, SessionHandle } from "./contract";
+export { NoServerError } from "./contract";
+export { Core } from "./core";
+export { Control, VERSION } from "./control";
+export { proxyV2Header } from "./tcp";
+export { preferenceOrder, firstChoice, rendezvousScore } from "./selection";
+export { PersistenceTable } from "./persistence";
+export { runCheck, HealthState, HealthManager } from "./health";
+
+export interface StartOptions {
+  /** Where JSON log lines go (default: stdout). */
+  log?: LogSink;
+  /** Skip the admin server (default: started on config.admin). */
+  admin?: boolean;
+}
+
+export interface ProxyHandle {
+  readonly config: RuntimeConfig;
+  /** Validates then applies a new config document; throws ConfigError (and keeps serving the old one) when invalid. */
+  reload(doc: unknown): Promise<void>;
+  /** The /api/status object. */
+  status(): Record<string, unknown>;
+  metrics(): string;
+  /** drain | halt | online, as the admin API does it. */
+  setServerState(vip: string, server: string, action: "drain" | "halt" | "online"): string | undefined;
+  /** Counters of this process. */
+  counters(): CountersSnapshot;
+  /** The server a client address is remembered on (persistence), without refreshing it. */
+  pinned(vip: string, clientIp: string): string | undefined;
+  readonly admin: AdminServer | undefined;
+  readonly core: Core;
+  readonly control: Control;
+  /** Stops accepting, lets connections finish for up to timeoutMs (default config.drainTimeoutMs), closes. */
+  drain(timeoutMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startProxy(config: RuntimeConfig, opts: StartOptions = {}): Promise<ProxyHandle> {
+  const log = new JsonLog(opts.log ?? ((s) => process.stdout.write(s)), { pid: process.pid });
+  const core = new Core({ log });
+  let current = config;
+  const control = new Control(config, {
+    log,
+    onState: (vip, server, health, admin) => core.setState(vip, server, health, admin),
+    counters: () => core.snapshot(),
+    workers: () => 1,
+  });
+  try {
+    await core.apply(config);
+    control.apply(config); // push states to the freshly created pools
+  } catch (e) {
+    core.close();
+    control.close();
+    throw e;
+  }
+  let admin: AdminServer | undefined;
+  if (opts.admin !== false) {
+    try {
+      admin = await startAdminServer(control, config.admin);
+    } catch (e) {
+      core.close();
+      control.close();
+      throw e;
+    }
+  }
+  log.write({ event: "started", vips: config.virtualServices.map((v) => v.name), listeners: core.listening().length });
+  let closed = false;
+
+  const handle: ProxyHandle = {
+    get config() {
+      return current;
+    },
+    async reload(doc: unknown) {
+      let next: RuntimeConfig;
+      try {
+        next = validateRuntimeConfig(doc);
+      } catch (e) {
+        log.write({ event: "reload", ok: false, error: (e as Error).message });
+        throw e;
+      }
+      current = next;
+      control.config = next;
+      await core.apply(next);
+      control.apply(next);
+      const a = next.admin;
+      if (admin && (a.address !== config.admin.address || a.port !== config.admin.port)) {
+        await admin.close();
+        admin = await startAdminServer(control, a);
+      }
+      log.write({ event: "reload", ok: true, vips: next.virtualServices.map((v) => v.name) });
+    },
+    status: () => control.status(),
+    metrics: () => control.metrics(),
+    setServerState: (vip, server, action) => control.setAdmin(vip, server, action),
+    counters: () => core.snapshot(),
+    pinned: (vip, ip) => core.pools.get(vip)?.persistence.peek(ip),
+    get admin() {
+      return admin;
+    },
+    core,
+    control,
+    async drain(timeoutMs = current.drainTimeoutMs) {
+      control.draining = true;
+      await core.drain(timeoutMs);
+      await handle.close();
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      control.close();
+      core.close();
+      await admin?.close();
+      log.flush();
+    },
+  };
+  return handle;
+}

@@ -1,0 +1,190 @@
+/**
+ * TCP mode: a byte pipe between the client and a real server. Full duplex with backpressure (stream pipe),
+ * half-close passed through (FIN one way, the other way keeps flowing), idle timeouts on both sides,
+ * bytes counted from the sockets' own counters (no per-chunk work), optional PROXY v2 header, and one JSON
+ * log line per closed connection.
+ */
+import type { Socket } from "node:net";
+import { isIPv4 } from "node:net";
+import type { Listener } from "../config";
+import { HandlerFactory, NoServerError, SessionHandle, VipRuntime } from "./contract";
+import type { ByteMeter } from "./pool";
+
+/** The binary PROXY protocol v2 header for a TCP connection (HAProxy's proxy-protocol.txt, section 2.2). */
+export function proxyV2Header(srcAddr: string, srcPort: number, dstAddr: string, dstPort: number): Buffer {
+  const src = unmapV4(srcAddr);
+  const dst = unmapV4(dstAddr);
+  const v4 = isIPv4(src) && isIPv4(dst);
+  const addrLen = v4 ? 12 : 36;
+  const buf = Buffer.alloc(16 + addrLen);
+  SIGNATURE.copy(buf, 0);
+  buf[12] = 0x21; // version 2, command PROXY
+  buf[13] = v4 ? 0x11 : 0x21; // TCP over IPv4 / IPv6
+  buf.writeUInt16BE(addrLen, 14);
+  if (v4) {
+    writeV4(buf, 16, src);
+    writeV4(buf, 20, dst);
+    buf.writeUInt16BE(srcPort, 24);
+    buf.writeUInt16BE(dstPort, 26);
+  } else {
+    writeV6(buf, 16, isIPv4(src) ? `::ffff:${src}` : src);
+    writeV6(buf, 32, isIPv4(dst) ? `::ffff:${dst}` : dst);
+    buf.writeUInt16BE(srcPort, 48);
+    buf.writeUInt16BE(dstPort, 50);
+  }
+  return buf;
+}
+
+const SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
+
+function unmapV4(a: string): string {
+  return a.startsWith("::ffff:") && isIPv4(a.slice(7)) ? a.slice(7) : a;
+}
+
+function writeV4(buf: Buffer, at: number, a: string) {
+  const p = a.split(".");
+  for (let i = 0; i < 4; i++) buf[at + i] = Number(p[i]);
+}
+
+function writeV6(buf: Buffer, at: number, a: string) {
+  let s = a;
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(s);
+  if (v4) {
+    const p = v4.slice(1).map(Number);
+    s = s.slice(0, v4.index) + (((p[0] << 8) | p[1]).toString(16) + ":" + ((p[2] << 8) | p[3]).toString(16));
+  }
+  const parts = s.split("::");
+  const head = parts[0] ? parts[0].split(":") : [];
+  const tail = parts.length > 1 && parts[1] ? parts[1].split(":") : [];
+  const groups = [...head, ...new Array(Math.max(0, 8 - head.length - tail.length)).fill("0"), ...tail];
+  for (let i = 0; i < 8; i++) buf.writeUInt16BE(parseInt(groups[i] ?? "0", 16) & 0xffff, at + i * 2);
+}
+
+/** Why a connection ended, for the log line. */
+type Reason =
+  | "client-closed" | "server-closed" | "client-idle" | "server-idle" | "client-error" | "server-error"
+  | "server-down" | "no-server" | "shutdown";
+
+export const createTcpHandler: HandlerFactory = (listener: Listener, vip: VipRuntime) => {
+  const port = listener.port;
+  return (client: Socket) => {
+    // Data the client sends before the server answers stays in the socket until the pipe starts.
+    const start = Date.now();
+    const clientIp = unmapV4(client.remoteAddress ?? "");
+    const clientPort = client.remotePort ?? 0;
+    client.setNoDelay(true);
+    client.on("error", onEarlyError);
+    let early: Reason | undefined;
+    function onEarlyError() {
+      early = "client-error";
+      client.destroy();
+    }
+    const cfg = vip.config;
+    vip.connect(clientIp, port).then(
+      ({ socket: server, backend }) => {
+        client.off("error", onEarlyError);
+        if (early || client.destroyed) {
+          server.destroy();
+          logLine(vip, clientIp, clientPort, port, backend.name, 0, 0, start, early ?? "client-closed");
+          return;
+        }
+        pipe(vip, cfg, client, server, backend.name, clientIp, clientPort, port, start, (close, meter) =>
+          (backend as unknown as { openSession(c: () => void, m?: ByteMeter): SessionHandle }).openSession(close, meter),
+        );
+      },
+      (e: Error) => {
+        client.off("error", onEarlyError);
+        client.on("error", () => undefined);
+        client.destroy();
+        logLine(vip, clientIp, clientPort, port, null, 0, 0, start, e instanceof NoServerError ? "no-server" : "server-error", e.message);
+      },
+    );
+  };
+};
+
+function pipe(
+  vip: VipRuntime,
+  cfg: VipRuntime["config"],
+  client: Socket,
+  server: Socket,
+  serverName: string,
+  clientIp: string,
+  clientPort: number,
+  port: number,
+  start: number,
+  open: (close: () => void, meter: ByteMeter) => SessionHandle,
+) {
+  let reason: Reason | undefined;
+  let detail: string | undefined;
+  let closedSockets = 0;
+  let headerBytes = 0;
+  const finish = (r: Reason, d?: string) => {
+    if (!reason) {
+      reason = r;
+      detail = d;
+    }
+  };
+  const kill = (r: Reason, d?: string) => {
+    finish(r, d);
+    client.destroy();
+    server.destroy();
+  };
+  const meter: ByteMeter = () => [client.bytesRead, server.bytesRead];
+  const session = open(() => kill("server-down"), meter);
+
+  if (cfg.clientIp === "proxy-v2") {
+    const h = proxyV2Header(clientIp, clientPort, client.localAddress ?? "0.0.0.0", client.localPort ?? port);
+    headerBytes = h.length;
+    server.write(h);
+  }
+  server.setNoDelay(true);
+  client.setTimeout(cfg.timeouts.clientIdleSeconds * 1000, () => kill("client-idle"));
+  server.setTimeout(cfg.timeouts.serverIdleSeconds * 1000, () => kill("server-idle"));
+  client.on("error", (e: NodeJS.ErrnoException) => kill("client-error", e.code ?? e.message));
+  server.on("error", (e: NodeJS.ErrnoException) => kill("server-error", e.code ?? e.message));
+  // FIN from one side: pipe() ends the other side's writable half; the reverse direction keeps flowing.
+  client.on("end", () => finish("client-closed"));
+  server.on("end", () => finish("server-closed"));
+  const onClose = () => {
+    if (++closedSockets === 1) {
+      // One side is fully gone: the other cannot deliver anything more to it; finish writing, then close.
+      if (!client.destroyed) client.end();
+      if (!server.destroyed) server.end();
+      return;
+    }
+    session.end();
+    logLine(vip, clientIp, clientPort, port, serverName, client.bytesRead, server.bytesRead, start, reason ?? "client-closed", detail, headerBytes);
+  };
+  client.on("close", onClose);
+  server.on("close", onClose);
+  client.pipe(server);
+  server.pipe(client);
+}
+
+function logLine(
+  vip: VipRuntime,
+  clientIp: string,
+  clientPort: number,
+  port: number,
+  server: string | null,
+  bytesIn: number,
+  bytesOut: number,
+  start: number,
+  reason: string,
+  detail?: string,
+  _headerBytes = 0,
+) {
+  vip.log({
+    event: "connection",
+    client: clientIp,
+    clientPort,
+    vip: vip.config.name,
+    port,
+    server,
+    bytesIn,
+    bytesOut,
+    durationMs: Date.now() - start,
+    reason,
+    ...(detail ? { detail } : {}),
+  });
+}
