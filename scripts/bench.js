@@ -42,10 +42,16 @@ function parseArgs(argv) {
     else if (k === "--rounds") a.rounds = Number(argv[++i]);
     else if (k === "--duration") a.duration = Number(argv[++i]);
     else if (k === "--ours") a.ours = argv[++i]; // "ctera-lb" (default) or "haproxy" (harness self-test)
+    else if (k === "--ours-cmd") a.oursCmd = argv[++i]; // experiments: a shell command, {config} = runtime JSON path
     else if (k === "--only") a.only = argv[++i].split(","); // scenario groups: tcp,http,tls
+    else if (k === "--scenario") a.scenario = argv[++i].split(","); // e.g. tcp_big,http_small
     else if (k === "--keep") a.keep = true; // keep the work directory (configs, logs)
+    else if (k === "--profile") a.profile = argv[++i]; // directory: our processes run with --cpu-prof there
     else if (k === "--help" || k === "-h") {
-      console.log("usage: npm run bench [-- --quick] [--rounds N] [--duration S] [--only tcp,http,tls] [--keep]");
+      console.log(
+        "usage: npm run bench [-- --quick] [--rounds N] [--duration S] [--only tcp,http,tls] [--scenario id,...]\n" +
+          "                     [--keep] [--profile <dir>] [--ours-cmd '<shell command; {config} = runtime JSON>']",
+      );
       process.exit(0);
     } else throw new Error(`unknown argument ${k}`);
   }
@@ -132,6 +138,21 @@ function statusKb(pid, field) {
     return 0;
   }
 }
+/** CPU seconds (user + system) used so far by a process tree: how much machine a proxy spends per request,
+ * which other load on a shared machine disturbs far less than requests/s. */
+function treeCpuSeconds(root) {
+  let ticks = 0;
+  for (const pid of processTree(root)) {
+    try {
+      const f = fs.readFileSync(`/proc/${pid}/stat`, "utf8").slice(0).split(") ")[1].split(" ");
+      ticks += Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
+    } catch {
+      /* gone */
+    }
+  }
+  return ticks / 100; // USER_HZ
+}
+
 /** Polls the summed VmRSS of a process tree; .peakMib() is the highest sum seen. */
 function rssSampler(root) {
   let peakKb = 0;
@@ -357,9 +378,22 @@ async function waitReady(p, urls, ms) {
   }
 }
 
-function startProxy(kind, files, logFile) {
+function startProxy(kind, files, logFile, args, tag) {
   if (kind === "haproxy") return start(bin("haproxy"), ["-db", "-f", files.haproxy], { log: logFile });
-  return start(process.execPath, [path.join(ROOT, "bin/ctera-lb"), "serve", "--config", files.json], { log: logFile });
+  // --profile: every Node process of ours writes a CPU profile when it exits cleanly (after SIGTERM and its
+  // drain). Cluster workers inherit the primary's execArgv, so the flags reach them too. (Node 20 refuses
+  // --cpu-prof in NODE_OPTIONS, hence flags on the command line; --ours-cmd gets them through {node}.)
+  const flags = [];
+  if (args.profile) {
+    const dir = path.resolve(args.profile, tag);
+    fs.mkdirSync(dir, { recursive: true });
+    flags.push("--cpu-prof", `--cpu-prof-dir=${dir}`);
+  }
+  if (args.oursCmd) {
+    const cmd = args.oursCmd.split("{config}").join(files.json).split("{node}").join([process.execPath, ...flags].join(" "));
+    return start("sh", ["-c", `exec ${cmd}`], { log: logFile });
+  }
+  return start(process.execPath, [...flags, path.join(ROOT, "bin/ctera-lb"), "serve", "--config", files.json], { log: logFile });
 }
 
 // ---------------------------------------------------------------------------------------------- stats
@@ -379,9 +413,10 @@ async function main() {
   const t0 = Date.now();
   const cfgmod = loadConfigModule();
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "ctera-lb-bench-"));
+  if (!args.keep) process.on("exit", () => fs.rmSync(work, { recursive: true, force: true }));
   const proxies = args.ours === "haproxy" ? ["ours(haproxy)", "haproxy"] : ["ours", "haproxy"];
   const kindOf = (name) => (name === "ours" ? "ctera-lb" : "haproxy");
-  const all = scenarios().filter((s) => !args.only || args.only.includes(s.group));
+  const all = scenarios().filter((s) => (!args.only || args.only.includes(s.group)) && (!args.scenario || args.scenario.includes(s.id)));
   const results = {}; // id → proxy → runs[]
   const failures = {}; // id → proxy → reason
   const rss = { [proxies[0]]: 0, [proxies[1]]: 0 };
@@ -415,7 +450,7 @@ async function main() {
         for (const who of order) {
           const kind = args.ours === "haproxy" ? "haproxy" : kindOf(who);
           const log = path.join(work, `${who}-${cfgName}-${round}.log`);
-          const p = startProxy(kind, files[cfgName], log);
+          const p = startProxy(kind, files[cfgName], log, args, `${cfgName}-round${round + 1}`);
           const rs = rssSampler(p.pid);
           try {
             const notReady = await waitReady(p, [...new Set(scs.map((s) => s.url.replace(/\/(small|big)$/, "/small")))], 15000);
@@ -427,7 +462,10 @@ async function main() {
             }
             for (const [i, s] of scs.entries()) {
               if (!args.quick || i === 0) await runWrk(s, args.warmup);
+              const cpu0 = treeCpuSeconds(p.pid);
               const r = await runWrk(s, args.duration);
+              r.cpuSeconds = treeCpuSeconds(p.pid) - cpu0;
+              r.cpuUsPerReq = r.requests ? (r.cpuSeconds * 1e6) / r.requests : NaN;
               rs.sample();
               const bad = runFailure(r);
               if (bad) {
@@ -453,8 +491,7 @@ async function main() {
   } finally {
     if (nginx) await stop(nginx);
     killAllNow();
-    if (!args.keep) fs.rmSync(work, { recursive: true, force: true });
-    else console.error(`bench: work directory kept: ${work}`);
+    if (args.keep) console.error(`bench: work directory kept: ${work}`);
   }
 
   // ------------------------------------------------------------------ summary
@@ -471,10 +508,11 @@ async function main() {
             mibs: median(runs.map((r) => r.mibs)),
             p50ms: median(runs.map((r) => r.p50ms)),
             p99ms: median(runs.map((r) => r.p99ms)),
+            cpuUsPerReq: median(runs.map((r) => r.cpuUsPerReq)),
             runs: runs.map(({ raw, ...r }) => r),
             ...(fail ? { someRoundsFailed: fail } : {}),
           }
-        : { failed: fail ?? (args.only && !args.only.includes(s.group) ? "not run (--only)" : "not run") };
+        : { failed: fail ?? "not run", ...(all.includes(s) ? {} : { notRun: true }) };
     }
     summary[s.id] = row;
   }
@@ -521,9 +559,10 @@ async function main() {
       wrk: "wrk -t2 -cN -dDs --latency (tls_new adds -H 'Connection: close')",
       tls: "RSA-2048 self-signed certificate; TLS 1.3 negotiated by wrk",
       rss: "peak of the summed VmRSS of the proxy's process tree, polled every 100 ms",
+      cpu: "CPU µs/req: user+system time of the proxy's process tree during the measured wrk run ÷ requests",
       persistence: "source-IP stick table on (every wrk connection comes from 127.0.0.1, so one server takes all)",
     },
-    proxies: { [us]: args.ours === "haproxy" ? "haproxy (harness self-test)" : "ctera-lb serve", [them]: "haproxy" },
+    proxies: { [us]: args.ours === "haproxy" ? "haproxy (harness self-test)" : args.oursCmd ? `experiment: ${args.oursCmd}` : "ctera-lb serve", [them]: "haproxy" },
     scenarios: summary,
     peakRssMiB: rss,
     summedHwmMiB: rssHwm,
@@ -534,7 +573,7 @@ async function main() {
   fs.writeFileSync(path.join(ROOT, "bench/results.json"), JSON.stringify(doc, null, 2) + "\n");
 
   // ------------------------------------------------------------------ table
-  const head = ["scenario", "proxy", "req/s", "MiB/s", "p50 ms", "p99 ms", "ours/HAProxy"];
+  const head = ["scenario", "proxy", "req/s", "MiB/s", "p50 ms", "p99 ms", "CPU µs/req", "ours/HAProxy"];
   const rows = [];
   for (const s of scenarios()) {
     const key = s.id.endsWith("_big") ? "mibs" : "rps";
@@ -543,16 +582,17 @@ async function main() {
       rows.push([
         who === us ? s.title : "",
         who,
-        r.failed ? "FAILED" : fmt(r.rps),
+        r.notRun ? "not run" : r.failed ? "FAILED" : fmt(r.rps),
         r.failed ? "" : fmt(r.mibs, 1),
         r.failed ? "" : fmt(r.p50ms, 2),
         r.failed ? "" : fmt(r.p99ms, 2),
+        r.failed ? "" : fmt(r.cpuUsPerReq, r.cpuUsPerReq < 100 ? 1 : 0),
         who === us ? `${fmt(thr(s.id, key), 2)} (${key === "rps" ? "req/s" : "MiB/s"})` : "",
       ]);
     }
   }
-  rows.push(["peak RSS (all processes)", us, "", "", "", "", `${fmt(rss[us], 1)} MiB`]);
-  rows.push(["", them, "", "", "", "", `${fmt(rss[them], 1)} MiB`]);
+  rows.push(["peak RSS (all processes)", us, "", "", "", "", "", `${fmt(rss[us], 1)} MiB`]);
+  rows.push(["", them, "", "", "", "", "", `${fmt(rss[them], 1)} MiB`]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (r) => "| " + r.map((c, i) => (i >= 2 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(" | ") + " |";
   console.log(line(head));
@@ -564,6 +604,16 @@ async function main() {
   console.log(
     `machine: ${machine.nproc} cores (${machine.model}), node ${machine.node}, haproxy ${machine.haproxy}, nginx ${machine.nginx}, wrk ${machine.wrk}; ${args.rounds} round(s) × ${args.duration}s, median; ${doc.elapsedSeconds}s`,
   );
+  if (args.profile) {
+    const { summarize } = require("./bench/cpuprofile-top");
+    for (const tag of fs.readdirSync(args.profile).sort()) {
+      const dir = path.join(path.resolve(args.profile), tag);
+      const files = fs.readdirSync(dir).filter((f) => f.endsWith(".cpuprofile")).map((f) => path.join(dir, f));
+      if (!files.length) continue;
+      const sum = summarize(files, 12);
+      console.log(`profile ${tag} (${files.length} processes, ${sum.totalMs.toFixed(0)} ms): ` + sum.rows.map((r) => `${r.fn} ${r.pct.toFixed(1)}%`).join("; "));
+    }
+  }
   const r2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : "n/a");
   console.log(
     `ratios: tcp_rps=${r2(ratios.tcp_rps)} tcp_mibs=${r2(ratios.tcp_mibs)} http_rps=${r2(ratios.http_rps)} http_mibs=${r2(ratios.http_mibs)} tls_rps=${r2(ratios.tls_rps)} p99_http=${r2(ratios.p99_http)} rss_mib=${r2(ratios.rss_mib)}`,
