@@ -131,7 +131,7 @@ export function parseComponentArgs(name: string, args: unknown): ParsedArgs {
   const what = `CteraPortalLoadBalancer '${name}' args`;
   if (args === null || typeof args !== "object") throw new ConfigError([{ path: "", message: "args are required" }], what);
   const parsed = ComponentArgsSchema.safeParse(args);
-  if (!parsed.success) throw new ConfigError(fromZodIssues(parsed.error.issues).map(explain), what);
+  if (!parsed.success) throw new ConfigError(fromZodIssues(parsed.error.issues).map((i) => explain(i, args)), what);
   const issues: ConfigIssue[] = [];
   const a = parsed.data;
   if (a.design === "ssl-on-lb" && !a.tls) {
@@ -156,15 +156,15 @@ export function parseComponentArgs(name: string, args: unknown): ParsedArgs {
 }
 
 /** zod's generic wording → what to do, for the mistakes users make most. */
-function explain(i: ConfigIssue): ConfigIssue {
-  if (i.path === "network.externalSubnetId" && /required|undefined/.test(i.message)) {
-    return { path: i.path, message: "required for layout two-arm: the subnet where clients arrive (eth1, device index 1); or use layout one-arm with subnetId" };
-  }
-  if (i.path === "network.internalSubnetId" && /required|undefined/.test(i.message)) {
-    return { path: i.path, message: "required for layout two-arm: the subnet toward the Portal servers (eth0, device index 0)" };
-  }
-  if (i.path === "network.subnetId" && /required|undefined/.test(i.message)) {
-    return { path: i.path, message: "required for layout one-arm: the one subnet of the load balancer (eth0)" };
-  }
+function explain(i: ConfigIssue, args: object): ConfigIssue {
+  const network = (args as { network?: Record<string, unknown> }).network;
+  const missing = (key: string) => !!network && typeof network === "object" && network[key] === undefined;
+  const required: Record<string, string> = {
+    "network.externalSubnetId": "required for layout two-arm: the subnet where clients arrive (eth1, device index 1); or use layout one-arm with subnetId",
+    "network.internalSubnetId": "required for layout two-arm: the subnet toward the Portal servers (eth0, device index 0)",
+    "network.subnetId": "required for layout one-arm: the one subnet of the load balancer (eth0)",
+    "network.vpcId": "required: the VPC of the load balancer's subnets",
+  };
+  if (required[i.path] && missing(i.path.slice("network.".length))) return { path: i.path, message: required[i.path] };
   return i;
 }

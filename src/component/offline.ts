@@ -143,6 +143,20 @@ async function waitForRegistrations(): Promise<void> {
   }
 }
 
+/** The SDK's marker for a secret value as the mocks receive it. */
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+export function isSecret(v: unknown): v is { value: unknown } {
+  return !!v && typeof v === "object" && (v as Record<string, unknown>)[SECRET_SIG] === "1b47061264138c4ac30d75fd1eb44270";
+}
+
+/** A copy with every secret replaced by "[secret]" (for printing). */
+export function redact(v: unknown): unknown {
+  if (isSecret(v)) return "[secret]";
+  if (Array.isArray(v)) return v.map(redact);
+  if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, redact(x)]));
+  return v;
+}
+
 /** Resolves Outputs (and objects/arrays of them) to plain values. */
 export async function resolveDeep(v: unknown): Promise<unknown> {
   if (pulumi.Output.isInstance(v)) {

@@ -57,6 +57,7 @@ cat > /etc/ctera-lb/boot.env <<'CTERA_LB_ENV'
 ${envLines}
 CTERA_LB_ENV
 chmod 0644 /etc/ctera-lb/boot.env
+# shellcheck source=/dev/null
 . /etc/ctera-lb/boot.env
 
 # The proxy runs on Node 20: Amazon Linux 2023 ships it in its own repository (served from S3 in-region).

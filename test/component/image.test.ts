@@ -1,0 +1,95 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { renderUserData } from "../../src/component";
+
+const ROOT = join(__dirname, "..", "..");
+const build = (out: string) => JSON.parse(execFileSync("node", ["scripts/build-image", "--out", out], { cwd: ROOT, encoding: "utf8" }));
+
+describe("the proxy image (scripts/build-image)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "ctera-lb-image-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  let first: { sha256: string; file: string };
+
+  test("same sources give the same bytes: two builds, one sha256", () => {
+    first = build(join(dir, "a"));
+    const second = build(join(dir, "b"));
+    expect(second.sha256).toBe(first.sha256);
+    const bytes = readFileSync(join(ROOT, first.file));
+    expect(createHash("sha256").update(bytes).digest("hex")).toBe(first.sha256);
+    expect(readFileSync(join(ROOT, second.file)).equals(bytes)).toBe(true);
+  });
+
+  test("holds the bundle, the scripts and the systemd units, owned by 0:0 with mtime 0", () => {
+    const listing = execFileSync("tar", ["-tvzf", join(ROOT, first.file)], { encoding: "utf8" }).trim().split("\n");
+    const names = listing.map((l) => l.split(/\s+/).pop()).sort();
+    expect(names).toEqual([
+      "./", "./MANIFEST", "./bin/", "./bin/ctera-lb", "./lib/", "./lib/ctera-lb.js", "./sbin/", "./sbin/ctera-lb-boot",
+      "./sbin/ctera-lb-config-sync", "./sbin/lb-network-setup", "./systemd/", "./systemd/ctera-lb-config-sync.service",
+      "./systemd/ctera-lb-config-sync.timer", "./systemd/ctera-lb.service",
+    ]);
+    for (const l of listing) expect(l).toMatch(/ 0\/0 .* 1970-01-01 00:00 /);
+  });
+
+  test("the bundle carries no @pulumi code and runs the CLI's render offline", () => {
+    const x = join(dir, "x");
+    execFileSync("mkdir", ["-p", x]);
+    execFileSync("tar", ["-xzf", join(ROOT, first.file), "-C", x]);
+    const js = readFileSync(join(x, "lib/ctera-lb.js"), "utf8");
+    expect(js).not.toContain("@pulumi");
+    const out = execFileSync("node", [join(x, "lib/ctera-lb.js"), "render", "--design", "ssl-on-portal", "--vip", "10.0.0.10", "--real-server", "10.0.1.11"], { encoding: "utf8" });
+    expect(JSON.parse(out).virtualServices[0].listeners.map((l: { port: number }) => l.port)).toEqual([443, 995, 8443]);
+    let planErr = "";
+    try {
+      execFileSync("node", [join(x, "lib/ctera-lb.js"), "plan", "--stack", "ssl-on-portal"], { encoding: "utf8", stdio: "pipe" });
+    } catch (e) {
+      planErr = String((e as { stderr: string }).stderr);
+    }
+    expect(planErr).toMatch(/not part of the proxy image/);
+  });
+
+  test("the systemd unit runs serve with the fixed config path, restarts always and reloads with SIGHUP", () => {
+    const unit = readFileSync(join(ROOT, "scripts/image/systemd/ctera-lb.service"), "utf8");
+    expect(unit).toMatch(/^ExecStart=\/opt\/ctera-lb\/bin\/ctera-lb serve --config \/etc\/ctera-lb\/config.json$/m);
+    expect(unit).toMatch(/^Restart=always$/m);
+    expect(unit).toMatch(/^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
+    expect(unit).toMatch(/^NoNewPrivileges=yes$/m);
+    expect(unit).toMatch(/^ProtectSystem=strict$/m);
+  });
+});
+
+describe("boot scripts", () => {
+  const scripts = ["scripts/lb-network-setup", "scripts/image/ctera-lb-boot", "scripts/image/ctera-lb-config-sync", "scripts/image/ctera-lb"];
+  const userData = renderUserData({
+    region: "eu-west-1", bucket: "ctera-lb-artifacts", imageKey: `images/ctera-lb-${"a".repeat(64)}.tar.gz`, imageSha256: "a".repeat(64),
+    configKey: "config/config.json", tlsSecretArn: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:x-AbCdEf", layout: "two-arm",
+    clientInterface: "eth1", internalInterface: "eth0", vip: "10.0.2.10", deployment: "p/s/lb",
+  });
+
+  test("user data and every shipped script parse with bash -n", () => {
+    for (const s of scripts) execFileSync("bash", ["-n", join(ROOT, s)]);
+    execFileSync("bash", ["-n"], { input: userData });
+  });
+
+  const shellcheck = (() => {
+    try {
+      execFileSync("shellcheck", ["--version"], { stdio: "ignore" });
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  (shellcheck ? test : test.skip)("shellcheck finds nothing in user data or the shipped scripts", () => {
+    execFileSync("shellcheck", scripts.map((s) => join(ROOT, s)));
+    execFileSync("shellcheck", ["-"], { input: userData });
+  });
+
+  test("a boot parameter that could inject shell is refused", () => {
+    expect(() => renderUserData({
+      region: "eu-west-1", bucket: "b", imageKey: "k", imageSha256: "a".repeat(64), configKey: "c", layout: "one-arm",
+      clientInterface: "eth0", internalInterface: "eth0", vip: "10.0.0.1'; rm -rf /; '", deployment: "d",
+    })).toThrow(/CTERA_LB_VIP/);
+  });
+});
