@@ -122,8 +122,8 @@ export function designSpecs(getLab: () => Lab, design: Design, opts: { sourceAdd
     expect(JSON.parse(body)).toMatchObject({ path: "/curl", method: "GET" });
     const s = lab().clientExec(
       "bash",
-      ["-c", `(echo hello-cttp; sleep 0.5) | timeout 5 openssl s_client -quiet -no_ign_eof -bind ${c}:0 -connect ${vip}:995 -servername portal.example.test 2>/dev/null; true`],
+      ["-c", `(echo hello-cttp; sleep 2) | timeout 8 openssl s_client -quiet -no_ign_eof -bind ${c}:0 -connect ${vip}:995 -servername portal.example.test 2>&1; true`],
     );
-    expect(s).toMatch(/^portal portal-[123]\nhello-cttp/);
+    expect(s).toMatch(/^portal portal-[123]\nhello-cttp$/m);
   });
 }

@@ -41,6 +41,9 @@ export function failoverSpec(layout: Layout, design: Design): void {
     for (const r of homeProbe) home.set(r.probe.localAddress, serverOfBody(r.body) ?? `failed: ${r.error}`);
     const deadClients = [...home].filter(([, s]) => s === DEAD).map(([c]) => c);
 
+    const witnessPorts = design === "ssl-on-lb" ? [80, 8080] : [8443, 995];
+    const witness = await l.armWitness(DEAD, witnessPorts);
+
     const loadDone = l.load({
       host: l.vip,
       clients: l.topo.addrs.CLIENT_ADDRS,
@@ -71,14 +74,15 @@ export function failoverSpec(layout: Layout, design: Design): void {
       await sleep(50);
     }
     if (detectedAt === undefined) throw new Error(`${DEAD} was not reported DOWN within 10 s of the kill`);
-    const witnessPorts = design === "ssl-on-lb" ? [80, 8080] : [8443, 995];
-    const witness = await l.startWitness(DEAD, witnessPorts);
-    const witnessFrom = Date.now();
+    const witnessFrom = await witness.listen();
 
     const report = await loadDone;
-    await sleep(300);
-    const reached = witness.json.filter((j) => j.event === "connection");
-    await witness.stop();
+    // The witness is not blind: a connection made straight to it from the client namespace is recorded.
+    const selfCheckFrom = l.topo.addrs.CLIENT_ADDRS[39];
+    await l.probe([{ kind: "http", host: l.portalAddress(DEAD), port: witnessPorts[0], localAddress: selfCheckFrom, timeoutMs: 3000 }]);
+    await witness.proc.waitFor((j) => j.event === "connection" && j.remoteAddress === selfCheckFrom, 5000, "the witness self-check connection");
+    const reached = witness.proc.json.filter((j) => j.event === "connection" && j.remoteAddress !== selfCheckFrom);
+    await witness.proc.stop();
 
     // The proxy's own log line for the state change, when it writes one.
     const logIdx = l.proxy!.proc.lines.findIndex((line, i) => l.proxy!.proc.lineTimes[i] >= killAt && line.includes(DEAD) && /\bDOWN\b/.test(line));

@@ -80,11 +80,18 @@ export class Lab {
     return p;
   }
 
-  /** Starts a witness on a (dead) server's ports: it records every connection that still reaches them. */
-  async startWitness(name: PortalName, ports: number[]): Promise<Proc> {
-    const p = this.topo.spawn(name, process.execPath, [this.simJs, "witness", this.portalAddress(name), ...ports.map(String)], `${name}-witness`);
-    await p.waitFor((j) => j.event === "ready", 10_000, `${name} witness ready`);
-    return p;
+  /** Arms a witness for a server's ports: `listen()` makes it record every connection that reaches them. */
+  async armWitness(name: PortalName, ports: number[]): Promise<{ proc: Proc; listen: () => Promise<number> }> {
+    const proc = this.topo.spawn(name, process.execPath, [this.simJs, "witness", this.portalAddress(name), ...ports.map(String)], `${name}-witness`);
+    await proc.waitFor((j) => j.event === "armed", 10_000, `${name} witness armed`);
+    return {
+      proc,
+      listen: async () => {
+        proc.kill("SIGUSR2");
+        const j = await proc.waitFor((x) => x.event === "ready", 10_000, `${name} witness listening`);
+        return j.at as number;
+      },
+    };
   }
 
   /** The config render() makes for this layout and design, with short health-check intervals. */

@@ -3,9 +3,11 @@
  *
  *   sim <name> <address>              the simulated Portal (src/sim/portal.ts) on its real ports
  *                                     (443, 8443, 80, 8080, 995); prints {"event":"ready",...}; SIGTERM stops it
- *   witness <address> <port> [...]    a bare TCP listener that prints {"event":"connection",...} for every
+ *   witness <address> <port> [...]    prints {"event":"armed"}, then on SIGUSR2 listens on the ports and
+ *                                     prints {"event":"ready"} and {"event":"connection",...} for every
  *                                     connection it accepts, then resets it: put on a dead server's service
  *                                     ports, it shows whether the load balancer still sends clients there
+ *                                     (armed ahead of time, so it starts listening within milliseconds)
  */
 import * as net from "node:net";
 import { startSimPortal } from "../../src/sim/portal";
@@ -23,6 +25,13 @@ async function sim(name: string, address: string): Promise<void> {
 }
 
 async function witness(address: string, ports: number[]): Promise<void> {
+  process.once("SIGTERM", () => process.exit(0));
+  // A signal handler does not keep the event loop alive: this timer does, until the listeners take over.
+  const keep = setInterval(() => undefined, 1 << 30);
+  const go = new Promise<void>((r) => process.once("SIGUSR2", () => r()));
+  out({ event: "armed", address, ports });
+  await go;
+  clearInterval(keep);
   for (const port of ports) {
     await new Promise<void>((resolve, reject) => {
       const srv = net.createServer((s) => {
@@ -34,7 +43,6 @@ async function witness(address: string, ports: number[]): Promise<void> {
     });
   }
   out({ event: "ready", address, ports });
-  process.once("SIGTERM", () => process.exit(0));
 }
 
 const [mode, ...args] = process.argv.slice(2);
