@@ -27,6 +27,8 @@ export interface Probe {
 export interface ProbeResult {
   probe: Probe;
   ok: boolean;
+  /** The request went over a kept-alive connection opened for an earlier request. */
+  reused?: boolean;
   error?: string;
   status?: number;
   headers?: Record<string, string | string[] | undefined>;
@@ -60,6 +62,8 @@ export interface LoadRecord {
   error?: string;
   /** The Portal server that answered (from the sim's JSON answer or its 995 greeting). */
   server?: string;
+  /** HTTPS: carried by a kept-alive connection opened for an earlier request. */
+  reused?: boolean;
 }
 
 export interface LoadReport {
@@ -90,7 +94,8 @@ function certInfo(sock: tls.TLSSocket): Pick<ProbeResult, "certFingerprint256" |
 
 function httpProbe(p: Probe, agent?: http.Agent): Promise<ProbeResult> {
   const t0 = Date.now();
-  return new Promise((resolve) => {
+  return new Promise((done) => {
+    const resolve = (r: ProbeResult) => done({ ...r, reused: req.reusedSocket });
     const mod = p.kind === "https" ? https : http;
     let tlsInfo: ReturnType<typeof certInfo> = {};
     const req = mod.request(
@@ -212,7 +217,7 @@ async function load(spec: LoadSpec): Promise<LoadReport> {
       { kind: "https", host: spec.host, port, path: spec.https.path, localAddress: client, timeoutMs: spec.timeoutMs },
       agents.get(client),
     );
-    records.push({ kind: "https", client, port, start, end: Date.now(), ok: r.ok && r.status === 200, status: r.status, server: serverOfBody(r.body), body: r.body && cut(r.body, 160), error: r.error });
+    records.push({ kind: "https", client, port, start, end: Date.now(), ok: r.ok && r.status === 200, status: r.status, reused: r.reused, server: serverOfBody(r.body), body: r.body && cut(r.body, 160), error: r.error });
   });
   schedule(spec.cttp.count, async (i) => {
     const client = spec.clients[(i * 7) % spec.clients.length];

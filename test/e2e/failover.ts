@@ -32,7 +32,7 @@ export function failoverSpec(layout: Layout, design: Design): void {
     await lab?.stop();
   }, 60_000);
 
-  test(`${layout} ${design}: a Portal killed under load is detected, only its clients move, no new connection reaches it, ${design === "ssl-on-lb" ? "and no HTTP request fails" : "and no request started after detection fails"}`, async () => {
+  test(`${layout} ${design}: a Portal killed under load is detected, only its clients move, no new connection reaches it, ${design === "ssl-on-lb" ? "and no HTTP request fails" : "and no new connection after detection fails"}`, async () => {
     if (!lab) throw new Error("the lab did not start");
     const l = lab;
     // Where each client address lives before anything fails (persistence keeps it there).
@@ -109,11 +109,11 @@ export function failoverSpec(layout: Layout, design: Design): void {
       `[e2e failover ${layout} ${design}] ${HTTPS_REQUESTS} HTTPS requests + ${CTTP_SESSIONS} CTTP sessions over ${report.endedAt - report.startedAt} ms, ${DEAD} killed at +${killAt - report.startedAt} ms`,
       `  detection: ${detectedAt - killAt} ms kill → DOWN in every VIP (admin API, polled every 50 ms; first VIP ${firstVipDownAt! - killAt} ms)` +
         (logDownAt !== undefined ? `; proxy log line ${logDownAt - killAt} ms` : "; no DOWN log line seen"),
-      `  HTTPS: ${https.length} done, ${failed.length} failed; before kill ${JSON.stringify(servedBy(before))}; kill→detection ${JSON.stringify(servedBy(window))} (max ${Math.max(0, ...window.map((r) => r.end - r.start))} ms); after detection ${JSON.stringify(servedBy(after))}`,
+      `  HTTPS: ${https.length} done, ${failed.length} failed (${failed.filter((r) => r.reused).length} of them on kept-alive connections); before kill ${JSON.stringify(servedBy(before))}; kill→detection ${JSON.stringify(servedBy(window))} (max ${Math.max(0, ...window.map((r) => r.end - r.start))} ms); after detection ${JSON.stringify(servedBy(after))}`,
       `  clients by home server before the kill: ${JSON.stringify([...home.values()].reduce<Record<string, number>>((m, s) => ((m[s] = (m[s] ?? 0) + 1), m), {}))}; clients of live servers that moved: ${new Set(moved.map((r) => r.client)).size}`,
       `  CTTP: ${cttp.length} sessions, ${cttp.filter((r) => !r.ok).length} failed (${cttpBrokenByKill.length} were open when the kill came); after detection ${cttpAfter.filter((r) => r.ok).length}/${cttpAfter.length} ok, by server ${JSON.stringify(servedBy(cttpAfter))}`,
       `  witness on ${DEAD} ports ${witnessPorts.join(",")} from +${witnessFrom - detectedAt} ms after detection: ${reached.length} connection(s)`,
-      ...failed.slice(0, 10).map((r) => `  failed: ${r.client} :${r.port} +${r.start - report.startedAt} ms ${r.status ?? ""} ${r.error ?? ""}`),
+      ...failed.slice(0, 10).map((r) => `  failed: ${r.client} :${r.port} +${r.start - report.startedAt}..${r.end - report.startedAt} ms ${r.reused ? "kept-alive" : "new"} connection ${r.status ?? ""} ${r.error ?? ""}`),
     ];
     process.stdout.write(lines.join("\n") + "\n");
 
@@ -124,7 +124,9 @@ export function failoverSpec(layout: Layout, design: Design): void {
     expect(deadClients.length).toBeGreaterThan(0);
     expect(deadClients.length).toBeLessThan(home.size);
     if (design === "ssl-on-lb") expect(failed.map((r) => `${r.client}:${r.port} ${r.status ?? r.error}`)).toEqual([]);
-    else expect(after.filter((r) => !r.ok).map((r) => `${r.client}:${r.port} ${r.error}`)).toEqual([]);
+    // TLS passes through: a request on a connection that was open to the dead server cannot be saved, but
+    // every new connection after detection must get through.
+    else expect(after.filter((r) => !r.ok && !r.reused).map((r) => `${r.client}:${r.port} ${r.error}`)).toEqual([]);
     expect(servedBy(after)[DEAD]).toBeUndefined();
     expect(reached).toEqual([]);
     expect(moved.map((r) => r.client)).toEqual([]);
