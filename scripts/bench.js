@@ -455,7 +455,9 @@ async function main() {
           try {
             const notReady = await waitReady(p, [...new Set(scs.map((s) => s.url.replace(/\/(small|big)$/, "/small")))], 15000);
             if (notReady) {
-              const tail = fs.existsSync(log) ? fs.readFileSync(log, "utf8").split("\n").filter(Boolean).slice(-3).join(" | ") : "";
+              const lines = fs.existsSync(log) ? fs.readFileSync(log, "utf8").split("\n").filter(Boolean) : [];
+              const firstError = lines.find((l) => /error|alert|cannot|not built/i.test(l));
+              const tail = [...new Set([firstError, lines[lines.length - 1]].filter(Boolean))].join(" | ").slice(0, 400);
               for (const s of scs) ((failures[s.id] ??= {})[who] = `${kind} ${notReady}${tail ? `: ${tail}` : ""}`);
               console.error(`bench: ${who} (${cfgName}) ${notReady}${tail ? `\n  ${tail}` : ""}`);
               continue;
