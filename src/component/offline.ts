@@ -12,8 +12,53 @@ export interface PlannedResource {
   name: string;
   /** The inputs the program gave (secrets shown as [secret]). */
   inputs: Record<string, unknown>;
-  /** Resource options the engine would see that matter for replacement, where the SDK sends them. */
   id: string;
+  /** Resource options as the engine would receive them (read from the registration request). */
+  options: RegisteredOptions;
+}
+
+export interface RegisteredOptions {
+  /** Parent URN ("" for none). */
+  parent: string;
+  ignoreChanges: string[];
+  replaceOnChanges: string[];
+  /** The value whose change forces a replacement (Pulumi's replacementTrigger option). */
+  replacementTrigger?: unknown;
+  deleteBeforeReplace: boolean;
+  /** Provider reference ("" for the default provider). */
+  provider: string;
+}
+
+type RegisterRequest = {
+  getType(): string;
+  getName(): string;
+  getParent(): string;
+  getIgnorechangesList(): string[];
+  getReplaceonchangesList(): string[];
+  getDeletebeforereplace(): boolean;
+  getProvider(): string;
+  getReplacementTrigger?(): { toJavaScript(): unknown } | undefined;
+};
+const seenOptions = new Map<string, RegisteredOptions>();
+let patched = false;
+/** The mock monitor hands newResource only the inputs; the options come from the request itself. */
+function captureOptions(): void {
+  if (patched) return;
+  patched = true;
+  const { MockMonitor } = require("@pulumi/pulumi/runtime/mocks") as { MockMonitor: { prototype: { registerResource: (req: RegisterRequest, cb: unknown) => unknown } } };
+  const original = MockMonitor.prototype.registerResource;
+  MockMonitor.prototype.registerResource = function (this: unknown, req: RegisterRequest, cb: unknown) {
+    const trigger = req.getReplacementTrigger?.();
+    seenOptions.set(`${req.getType()}::${req.getName()}`, {
+      parent: req.getParent(),
+      ignoreChanges: req.getIgnorechangesList(),
+      replaceOnChanges: req.getReplaceonchangesList(),
+      ...(trigger ? { replacementTrigger: trigger.toJavaScript() } : {}),
+      deleteBeforeReplace: req.getDeletebeforereplace(),
+      provider: req.getProvider(),
+    });
+    return original.call(this, req, cb);
+  };
 }
 
 export interface OfflineOptions {
@@ -48,6 +93,7 @@ export async function runOffline<T>(program: () => T, o: OfflineOptions = {}): P
   const region = o.region ?? "eu-west-1";
   const account = "123456789012";
   addressCounter = 0;
+  captureOptions();
   await pulumi.runtime.setMocks(
     {
       newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, unknown> } {
@@ -100,7 +146,8 @@ export async function runOffline<T>(program: () => T, o: OfflineOptions = {}): P
             Object.assign(state, { name: `${args.name}`, arn: `arn:aws:iam::${account}:instance-profile/${args.name}` });
             break;
         }
-        resources.push({ type: args.type, name: args.name, inputs, id });
+        const options = seenOptions.get(`${args.type}::${args.name}`) ?? { parent: "", ignoreChanges: [], replaceOnChanges: [], deleteBeforeReplace: false, provider: "" };
+        resources.push({ type: args.type, name: args.name, inputs, id, options });
         return { id, state };
       },
       call(args: pulumi.runtime.MockCallArgs): Record<string, unknown> {
