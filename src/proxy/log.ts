@@ -28,9 +28,18 @@ export class JsonLog {
   flush(): void {
     this.scheduled = false;
     if (this.buf.length === 0) return;
-    const out = this.buf.join("");
+    // Whole lines in writes of at most ~4 KiB: a pipe write up to PIPE_BUF is atomic, so lines from several
+    // worker processes sharing stdout never interleave mid-line.
+    let chunk = "";
+    for (const line of this.buf) {
+      if (chunk.length && chunk.length + line.length > 4000) {
+        this.sink(chunk);
+        chunk = "";
+      }
+      chunk += line;
+    }
     this.buf = [];
     this.bytes = 0;
-    this.sink(out);
+    if (chunk) this.sink(chunk);
   }
 }
