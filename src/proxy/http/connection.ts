@@ -1,0 +1,757 @@
+/**
+ * One client connection of an http-mode VIP: reads request heads, sends each request to the client's server
+ * (persistence: vip.choose(clientIp) per request), streams bodies as bytes in both directions with
+ * backpressure, and rewrites only heads (X-Forwarded-*, HSTS, session-cookie flags).
+ *
+ * One request is in flight at a time; bytes of a pipelined next request wait (bounded) until the response is
+ * complete. The server connection stays attached between requests while the client stays on that backend.
+ */
+import type { Socket } from "node:net";
+import type { Listener } from "../../config";
+import { NoServerError, type Backend, type SessionHandle, type VipRuntime } from "../contract";
+import { watch, unwatch, type HasDeadline } from "./deadlines";
+import { BodyFramer, BAD, MORE } from "./framing";
+import { HeadReader } from "./head";
+import { Body, applyEdits, isHttpError, parseRequestHead, parseResponseHead, rewriteRequestHead } from "./parse";
+import type { RequestHead, ResponseHead, ResponseOptions } from "./parse";
+import { ServerConn, backendKey, type ServerOwner, type ServerPool } from "./pool";
+
+/** Everything a connection needs from its listener, fixed when the factory ran (a reload builds a new one). */
+export interface ListenerContext {
+  vip: VipRuntime;
+  vipName: string;
+  listener: Listener;
+  port: number;
+  tls: boolean;
+  redirectPort: number | undefined;
+  pool: ServerPool;
+  maxHeaderBytes: number;
+  httpRequestMs: number;
+  keepAliveMs: number;
+  serverIdleMs: number;
+  clientIdleMs: number;
+  xff: boolean;
+  /** "X-Forwarded-Proto: ...\r\nX-Forwarded-Port: ...\r\n" */
+  xfProtoPort: string;
+  /** "Strict-Transport-Security: max-age=N\r\n" or "". */
+  hstsLine: string;
+  respOpts: ResponseOptions;
+}
+
+/** Bytes of a pipelined request held while the previous response is still running. */
+const MAX_HELD = 65536;
+/** After an error response or a graceful end: how long the client may take to close before we cut. */
+const CLOSE_GRACE_MS = 2000;
+
+const enum St {
+  Head,
+  Connecting,
+  Forward,
+  Tunnel,
+  Closing,
+  Closed,
+}
+
+const enum Dl {
+  None,
+  /** First request or a request that started: head must complete. */
+  Head,
+  /** Keep-alive wait between requests. */
+  Idle,
+  Closing,
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  301: "Moved Permanently",
+  400: "Bad Request",
+  408: "Request Timeout",
+  431: "Request Header Fields Too Large",
+  501: "Not Implemented",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+  505: "HTTP Version Not Supported",
+};
+
+export function normalizeAddress(a: string | undefined): string {
+  if (!a) return "";
+  return a.startsWith("::ffff:") && a.includes(".") ? a.slice(7) : a;
+}
+
+function sameBackend(a: Backend, b: Backend): boolean {
+  return a === b || (a.name === b.name && a.address === b.address);
+}
+
+export class ClientConn implements HasDeadline, ServerOwner {
+  deadline = 0;
+  private dl = Dl.None;
+  private st = St.Head;
+  private readonly head: HeadReader;
+  private readonly respHead: HeadReader;
+  private readonly reqFramer = new BodyFramer();
+  private readonly respFramer = new BodyFramer();
+  private readonly addr: string;
+  private readonly started = Date.now();
+  private xffBlock: Buffer | undefined;
+
+  private requests = 0;
+  private bytesIn = 0;
+  private bytesOut = 0;
+  private reportedIn = 0;
+  private reportedOut = 0;
+  private reason = "";
+  private clientEnded = false;
+  /** The client sent at least one byte. */
+  private seen = false;
+
+  private req: RequestHead | null = null;
+  private outHead: (Buffer | string)[] = [];
+  private reqDone = true;
+  private resp: ResponseHead | null = null;
+  /** Bytes of the current response already written to the client. */
+  private respStarted = false;
+  private respBytesSeen = false;
+  private retried = false;
+
+  private server: ServerConn | null = null;
+  private backend: Backend | null = null;
+  private session: SessionHandle | null = null;
+
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  private pausedHeld = false;
+  private pausedServer = false;
+  private pausedClient = false;
+
+  constructor(
+    private readonly sock: Socket,
+    rawAddress: string | undefined,
+    private readonly ctx: ListenerContext,
+  ) {
+    this.addr = normalizeAddress(rawAddress);
+    this.head = new HeadReader(ctx.maxHeaderBytes);
+    this.respHead = new HeadReader(Math.max(65536, ctx.maxHeaderBytes));
+    sock.on("data", (d: Buffer) => this.onData(d));
+    sock.on("drain", () => this.onClientDrain());
+    sock.on("error", (e: Error) => {
+      if (!this.reason) this.reason = `client error: ${(e as NodeJS.ErrnoException).code ?? e.message}`;
+    });
+    sock.on("end", () => this.onClientEnd());
+    sock.on("close", () => this.onClose());
+    sock.on("timeout", () => {
+      if (this.st === St.Forward || this.st === St.Tunnel) this.destroy("client idle timeout");
+    });
+    sock.setTimeout(ctx.clientIdleMs);
+    this.setDeadline(Dl.Head, ctx.httpRequestMs);
+    watch(this);
+  }
+
+  // ---------------------------------------------------------------- deadlines
+
+  private setDeadline(kind: Dl, ms: number): void {
+    this.dl = kind;
+    this.deadline = kind === Dl.None ? 0 : Date.now() + ms;
+  }
+
+  onDeadline(): void {
+    switch (this.dl) {
+      case Dl.Head:
+        if (this.st !== St.Head) return;
+        // A connection that never sent a byte (a browser's preconnect, a port probe) is closed quietly;
+        // one that started a head and did not finish it (slowloris) gets a 408.
+        if (!this.seen) this.destroy("no request");
+        else this.fail(408, "request head not complete in time");
+        return;
+      case Dl.Idle:
+        if (this.st === St.Head) this.closeGracefully("keep-alive timeout");
+        return;
+      case Dl.Closing:
+        this.destroy(this.reason || "closed");
+        return;
+    }
+  }
+
+  // ---------------------------------------------------------------- client side
+
+  private onData(d: Buffer): void {
+    switch (this.st) {
+      case St.Head:
+        this.seen = true;
+        this.readHead(d, 0);
+        return;
+      case St.Connecting:
+        this.hold(d);
+        return;
+      case St.Forward:
+        if (this.reqDone) this.hold(d);
+        else this.forwardBody(d, 0);
+        return;
+      case St.Tunnel:
+        this.bytesIn += d.length;
+        if (this.server && !this.server.socket.write(d)) this.pauseClient();
+        return;
+      default:
+        return; // Closing: discard what the client still sends
+    }
+  }
+
+  /** The client's FIN. Listener sockets are half-open capable: a client may end its side after sending a
+   * request and still read the response. */
+  private onClientEnd(): void {
+    this.clientEnded = true;
+    switch (this.st) {
+      case St.Head:
+        // Nothing in flight: an idle end, or a head that can never complete.
+        if (this.head.pending > 0) this.destroy("client ended inside a request head");
+        else this.closeGracefully("client closed");
+        return;
+      case St.Connecting:
+      case St.Forward:
+        if (!this.reqDone) this.destroy("client ended inside a request body");
+        return; // the response is still delivered, then the connection closes
+      case St.Tunnel:
+        this.server?.socket.end();
+        return;
+      default:
+        this.destroy(this.reason || "closed");
+    }
+  }
+
+  private hold(d: Buffer): void {
+    this.held.push(d);
+    this.heldBytes += d.length;
+    if (this.heldBytes > MAX_HELD && !this.pausedHeld) {
+      this.pausedHeld = true;
+      this.sock.pause();
+    }
+  }
+
+  /** Takes the held bytes (in order) for processing. */
+  private takeHeld(): Buffer | null {
+    if (this.held.length === 0) return null;
+    const b = this.held.length === 1 ? this.held[0] : Buffer.concat(this.held);
+    this.held = [];
+    this.heldBytes = 0;
+    if (this.pausedHeld) {
+      this.pausedHeld = false;
+      if (!this.pausedClient) this.sock.resume();
+    }
+    return b;
+  }
+
+  private readHead(d: Buffer, off: number): void {
+    if (this.dl === Dl.Idle) this.setDeadline(Dl.Head, this.ctx.httpRequestMs);
+    const r = this.head.push(d, off, true);
+    if (r === null) return;
+    if (r === "too-large") {
+      this.fail(431, "request header section too large");
+      return;
+    }
+    const s = r.buf.toString("latin1", r.start, r.end);
+    const req = parseRequestHead(s);
+    if (isHttpError(req)) {
+      this.fail(req.status, req.reason);
+      return;
+    }
+    this.requests++;
+    this.setDeadline(Dl.None, 0);
+    this.req = req;
+    const rest = r.end < r.restEnd ? r.buf.subarray(r.end, r.restEnd) : null;
+    if (this.ctx.redirectPort !== undefined) {
+      this.redirect(req, rest);
+      return;
+    }
+    // The head for the server: untouched bytes when nothing changes; else the original bytes plus appended
+    // lines; a rebuilt head only when the client sent headers we must replace.
+    const ctx = this.ctx;
+    if (req.needsRewrite) {
+      this.outHead = [rewriteRequestHead(s, req, ctx.xff ? this.addr : undefined, ctx.xff ? ctx.xfProtoPort : "")];
+    } else if (ctx.xff) {
+      this.xffBlock ??= Buffer.from(`X-Forwarded-For: ${this.addr}\r\n${ctx.xfProtoPort}\r\n`, "latin1");
+      this.outHead = [r.buf.subarray(r.start, r.end - 2), this.xffBlock];
+    } else {
+      this.outHead = [r.buf.subarray(r.start, r.end)];
+    }
+    this.reqFramer.start(req.body, req.length);
+    this.reqDone = req.body === Body.None;
+    this.retried = false;
+    if (rest) this.hold(rest);
+    this.dispatch();
+  }
+
+  /** Picks the server connection for the current request: the attached one if the client's server is still
+   * the one persistence names, else an idle pooled one, else a new connection through the balancer. */
+  private dispatch(): void {
+    const ctx = this.ctx;
+    const chosen = ctx.vip.choose(this.addr);
+    const sc = this.server;
+    if (sc) {
+      if (chosen && sameBackend(sc.backend, chosen) && sc.usable) {
+        this.send(sc);
+        return;
+      }
+      this.releaseServer();
+    }
+    if (chosen) {
+      const pooled = ctx.pool.take(backendKey(chosen, chosen.targetPort(ctx.port)), Date.now());
+      if (pooled) {
+        this.bind(pooled.backend);
+        this.send(pooled);
+        return;
+      }
+    }
+    this.connectNew();
+  }
+
+  private connectNew(): void {
+    this.st = St.Connecting;
+    this.pauseClient();
+    const ctx = this.ctx;
+    ctx.vip.connect(this.addr, ctx.port).then(
+      ({ socket, backend }) => {
+        if (this.st !== St.Connecting) {
+          socket.destroy();
+          return;
+        }
+        this.resumeClient();
+        this.bind(backend);
+        const sc = new ServerConn(socket, backend, backendKey(backend, backend.targetPort(ctx.port)), ctx.pool, ctx.serverIdleMs);
+        this.send(sc);
+      },
+      (e: unknown) => {
+        if (this.st !== St.Connecting) return;
+        this.resumeClient();
+        if (e instanceof NoServerError) this.fail(503, "no real server is up");
+        else this.fail(503, `no real server could be reached (${(e as Error).message})`);
+      },
+    );
+  }
+
+  /** Counts this client as a session on its backend (one session per client connection and backend). */
+  private bind(b: Backend): void {
+    if (this.backend && sameBackend(this.backend, b) && this.session) return;
+    this.endSession();
+    this.backend = b;
+    this.session = b.openSession(() => this.destroy(`server ${b.name} shut down`));
+  }
+
+  private endSession(): void {
+    if (this.session) {
+      this.flushBytes();
+      this.session.end();
+      this.session = null;
+    }
+  }
+
+  private flushBytes(): void {
+    if (!this.session) return;
+    const i = this.bytesIn - this.reportedIn;
+    const o = this.bytesOut - this.reportedOut;
+    if (i || o) this.session.addBytes(i, o);
+    this.reportedIn = this.bytesIn;
+    this.reportedOut = this.bytesOut;
+  }
+
+  /** Sends the current request's head (and whatever body bytes are at hand) on `sc`. */
+  private send(sc: ServerConn): void {
+    this.server = sc;
+    sc.owner = this;
+    this.st = St.Forward;
+    this.resp = null;
+    this.respStarted = false;
+    this.respBytesSeen = false;
+    this.respHead.reset();
+    const s = sc.socket;
+    s.cork();
+    for (const part of this.outHead) {
+      if (typeof part === "string") {
+        s.write(part, "latin1");
+        this.bytesIn += part.length;
+      } else {
+        s.write(part);
+        this.bytesIn += part.length;
+      }
+    }
+    const held = this.takeHeld();
+    if (held) {
+      if (this.reqDone) this.hold(held);
+      else this.forwardBody(held, 0);
+    }
+    if (this.st === St.Forward && this.server === sc) s.uncork();
+  }
+
+  private forwardBody(d: Buffer, off: number): void {
+    const e = this.reqFramer.feed(d, off);
+    if (e === BAD) {
+      this.fail(400, `bad request body: ${this.reqFramer.error}`);
+      return;
+    }
+    const sc = this.server!;
+    const end = e === MORE ? d.length : e;
+    if (end > off) {
+      const part = off === 0 && end === d.length ? d : d.subarray(off, end);
+      this.bytesIn += part.length;
+      if (!sc.socket.write(part)) this.pauseClient();
+    }
+    if (e !== MORE) {
+      this.reqDone = true;
+      if (e < d.length) this.hold(d.subarray(e));
+    }
+  }
+
+  private pauseClient(): void {
+    if (!this.pausedClient) {
+      this.pausedClient = true;
+      this.sock.pause();
+    }
+  }
+
+  private resumeClient(): void {
+    if (this.pausedClient) {
+      this.pausedClient = false;
+      if (!this.pausedHeld) this.sock.resume();
+    }
+  }
+
+  onServerDrain(): void {
+    this.resumeClient();
+  }
+
+  private onClientDrain(): void {
+    if (this.pausedServer) {
+      this.pausedServer = false;
+      this.server?.socket.resume();
+    }
+  }
+
+  private writeClient(d: Buffer | string): void {
+    const ok = typeof d === "string" ? this.sock.write(d, "latin1") : this.sock.write(d);
+    this.bytesOut += d.length;
+    if (!ok && this.server && !this.pausedServer) {
+      this.pausedServer = true;
+      this.server.socket.pause();
+    }
+  }
+
+  // ---------------------------------------------------------------- server side
+
+  onServerData(sc: ServerConn, d: Buffer): void {
+    if (sc !== this.server) {
+      sc.socket.destroy();
+      return;
+    }
+    if (this.st === St.Tunnel) {
+      this.writeClient(d);
+      return;
+    }
+    if (this.st !== St.Forward) {
+      // Bytes from the server between requests: it is not speaking HTTP/1.1 keep-alive properly.
+      this.detachServer(true);
+      return;
+    }
+    this.respBytesSeen = true;
+    let off = 0;
+    for (;;) {
+      if (this.resp === null) {
+        const r = this.respHead.push(d, off, false);
+        if (r === null) return;
+        if (r === "too-large") {
+          this.badGateway("response head too large");
+          return;
+        }
+        const s = r.buf.toString("latin1", r.start, r.end);
+        const resp = parseResponseHead(s, this.req!.isHead, this.ctx.respOpts);
+        if (isHttpError(resp)) {
+          this.badGateway(resp.reason);
+          return;
+        }
+        const restBuf = r.buf;
+        const restStart = r.end;
+        const restEnd = r.restEnd;
+        if (resp.status < 200) {
+          if (resp.status === 101) {
+            if (!this.req!.upgrade) {
+              this.badGateway("101 Switching Protocols without an Upgrade request");
+              return;
+            }
+            this.writeClient(r.buf.subarray(r.start, r.end));
+            this.respStarted = true;
+            this.startTunnel(restStart < restEnd ? restBuf.subarray(restStart, restEnd) : null);
+            return;
+          }
+          // 100 Continue and other interim responses go to the client as they are; the final one follows.
+          this.writeClient(r.buf.subarray(r.start, r.end));
+          this.respHead.reset();
+          if (restStart >= restEnd) return;
+          d = restBuf.subarray(restStart, restEnd);
+          off = 0;
+          continue;
+        }
+        this.resp = resp;
+        this.writeResponseHead(s, r.buf, r.start, r.end, resp);
+        this.respStarted = true;
+        this.respFramer.start(resp.body, resp.length);
+        if (resp.body === Body.None) {
+          if (restStart < restEnd) resp.keepAlive = false; // bytes after a bodiless response: not reusable
+          this.responseComplete(false);
+          return;
+        }
+        d = restBuf.subarray(restStart, restEnd);
+        off = 0;
+        if (d.length === 0) return;
+        continue;
+      }
+      const e = this.respFramer.feed(d, off);
+      if (e === BAD) {
+        // Already partly sent: the client cannot be told; cut both.
+        this.destroy(`bad chunked response from the server: ${this.respFramer.error}`);
+        return;
+      }
+      const end = e === MORE ? d.length : e;
+      if (end > off) this.writeClient(off === 0 && end === d.length ? d : d.subarray(off, end));
+      if (e !== MORE) {
+        if (e < d.length) this.resp.keepAlive = false;
+        this.responseComplete(false);
+      }
+      return;
+    }
+  }
+
+  private writeResponseHead(s: string, buf: Buffer, start: number, end: number, resp: ResponseHead): void {
+    const ctx = this.ctx;
+    const addHsts = ctx.hstsLine !== "" && !resp.hasHsts;
+    if (!addHsts && !resp.edits) {
+      this.writeClient(buf.subarray(start, end));
+      return;
+    }
+    let out = resp.edits ? applyEdits(s, resp.edits) : s;
+    if (addHsts) out = out.slice(0, out.length - 2) + ctx.hstsLine + "\r\n";
+    this.writeClient(out);
+  }
+
+  private startTunnel(rest: Buffer | null): void {
+    this.st = St.Tunnel;
+    this.setDeadline(Dl.None, 0);
+    if (rest) this.writeClient(rest);
+    const held = this.takeHeld();
+    if (held && this.server) {
+      this.bytesIn += held.length;
+      this.server.socket.write(held);
+    }
+    this.resumeClient();
+  }
+
+  /** The current response is complete: keep both connections, or close what must close. */
+  private responseComplete(byClose: boolean): void {
+    const resp = this.resp!;
+    const req = this.req!;
+    const sc = this.server;
+    this.flushBytes();
+    if (!this.reqDone) {
+      // The server answered before the request body ended (an early error, say): the rest of the body would
+      // be read as a next request on both sides, so both connections end here.
+      if (sc) this.detachServer(true);
+      this.closeGracefully("response before the request body ended");
+      return;
+    }
+    if (sc) {
+      if (resp.keepAlive && !byClose && sc.usable) sc.reused = true;
+      else this.detachServer(true);
+    }
+    if (!req.keepAlive || !resp.keepAlive || byClose || this.clientEnded) {
+      this.closeGracefully("done");
+      return;
+    }
+    this.nextRequest();
+  }
+
+  private nextRequest(): void {
+    this.st = St.Head;
+    this.req = null;
+    this.resp = null;
+    this.respStarted = false;
+    this.setDeadline(Dl.Idle, this.ctx.keepAliveMs);
+    const held = this.takeHeld();
+    if (held) this.readHead(held, 0);
+  }
+
+  onServerClose(sc: ServerConn): void {
+    if (sc !== this.server) return;
+    this.server = null;
+    if (this.pausedServer) this.pausedServer = false;
+    switch (this.st) {
+      case St.Tunnel:
+        this.closeGracefully("server closed the tunnel");
+        return;
+      case St.Forward:
+        break;
+      default:
+        return; // idle between requests: the next request takes another connection
+    }
+    if (this.resp && this.resp.body === Body.Close) {
+      this.responseComplete(true);
+      return;
+    }
+    if (this.respStarted) {
+      this.destroy(`server closed mid-response${sc.error ? ` (${(sc.error as NodeJS.ErrnoException).code})` : ""}`);
+      return;
+    }
+    // A reused keep-alive connection the server closed as we sent: retry once on a fresh one if nothing of
+    // the request body can have been consumed.
+    if (sc.reused && !this.respBytesSeen && !this.retried && this.req && this.req.body === Body.None && !this.req.upgrade) {
+      this.retried = true;
+      this.connectNew();
+      return;
+    }
+    this.badGateway(`server closed the connection before a response${sc.error ? ` (${(sc.error as NodeJS.ErrnoException).code})` : ""}`);
+  }
+
+  onServerTimeout(sc: ServerConn): void {
+    if (sc !== this.server) {
+      sc.socket.destroy();
+      return;
+    }
+    if (this.st === St.Forward) {
+      if (!this.respStarted) {
+        this.detachServer(true);
+        this.fail(504, "the server did not answer in time");
+      } else this.destroy("server timeout mid-response");
+    } else if (this.st === St.Tunnel) {
+      this.destroy("tunnel idle timeout");
+    } else this.detachServer(true);
+  }
+
+  private badGateway(reason: string): void {
+    this.detachServer(true);
+    if (this.respStarted) this.destroy(reason);
+    else this.fail(502, reason);
+  }
+
+  /** Lets go of the server connection: destroyed, or back to the pool when it is clean and idle. */
+  private detachServer(destroy: boolean): void {
+    const sc = this.server;
+    if (!sc) return;
+    this.server = null;
+    sc.owner = null;
+    if (this.pausedServer) {
+      this.pausedServer = false;
+      sc.socket.resume();
+    }
+    if (destroy) sc.socket.destroy();
+    else this.ctx.pool.put(sc, Date.now());
+  }
+
+  /** Between requests, the attached server connection is clean: pool it. */
+  private releaseServer(): void {
+    const sc = this.server;
+    if (!sc) return;
+    const clean = this.st === St.Head && sc.reused && sc.usable;
+    this.detachServer(!clean);
+  }
+
+  // ---------------------------------------------------------------- answers of our own
+
+  private redirect(req: RequestHead, rest: Buffer | null): void {
+    const port = this.ctx.redirectPort!;
+    let host = req.host && req.host !== "" ? req.host : this.ctx.listener.address;
+    if (host.startsWith("[")) host = host.slice(0, host.indexOf("]") + 1);
+    else if (host.includes(":") && host.indexOf(":") === host.lastIndexOf(":")) host = host.slice(0, host.indexOf(":"));
+    else if (host.includes(":")) host = `[${host}]`;
+    const location = `https://${host}${port === 443 ? "" : `:${port}`}${req.path}`;
+    const keep = req.keepAlive && req.body === Body.None;
+    const body = `Moved to ${location}\n`;
+    this.writeClient(
+      `HTTP/1.1 301 Moved Permanently\r\nLocation: ${location}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n` +
+        `${keep ? "" : "Connection: close\r\n"}\r\n${req.isHead ? "" : body}`,
+    );
+    if (!keep) {
+      this.closeGracefully("redirected");
+      return;
+    }
+    if (rest) this.hold(rest);
+    this.nextRequest();
+  }
+
+  /** Answers with an error of our own (if nothing of a response went out yet) and closes. */
+  private fail(status: number, reason: string): void {
+    if (this.st === St.Closing || this.st === St.Closed) return;
+    const ctx = this.ctx;
+    ctx.vip.log({
+      event: "http-error",
+      status,
+      reason,
+      client: this.addr,
+      vip: ctx.vipName,
+      port: ctx.port,
+      server: this.backend?.name ?? null,
+    });
+    if (this.server) this.detachServer(this.st !== St.Head || !this.server.reused);
+    if (this.respStarted) {
+      this.destroy(reason);
+      return;
+    }
+    const text = STATUS_TEXT[status] ?? "Error";
+    const body = `${status} ${text}\n`;
+    this.writeClient(
+      `HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n` +
+        `${ctx.hstsLine}Cache-Control: no-store\r\n\r\n${body}`,
+    );
+    this.respStarted = true;
+    this.closeGracefully(`${status}: ${reason}`);
+  }
+
+  // ---------------------------------------------------------------- the end
+
+  /** Sends FIN after what is queued, discards what the client still sends, cuts after a short grace. */
+  private closeGracefully(reason: string): void {
+    if (this.st === St.Closing || this.st === St.Closed) return;
+    if (!this.reason) this.reason = reason;
+    if (this.server) this.releaseServer();
+    this.st = St.Closing;
+    this.held = [];
+    this.heldBytes = 0;
+    this.pausedClient = false;
+    this.pausedHeld = false;
+    this.sock.resume();
+    this.sock.end();
+    this.setDeadline(Dl.Closing, CLOSE_GRACE_MS);
+  }
+
+  destroy(reason: string): void {
+    if (this.st === St.Closed) return;
+    if (!this.reason) this.reason = reason;
+    if (this.server) this.detachServer(true);
+    this.sock.destroy();
+  }
+
+  private onClose(): void {
+    if (this.st === St.Closed) return;
+    const wasHead = this.st === St.Head;
+    this.st = St.Closed;
+    unwatch(this);
+    this.deadline = 0;
+    if (this.server) {
+      // Idle between requests and clean: the next client can use it.
+      const sc = this.server;
+      this.server = null;
+      sc.owner = null;
+      if (wasHead && sc.reused && sc.usable) this.ctx.pool.put(sc, Date.now());
+      else sc.socket.destroy();
+    }
+    this.endSession();
+    const ctx = this.ctx;
+    ctx.vip.log({
+      event: "http-connection",
+      client: this.addr,
+      vip: ctx.vipName,
+      port: ctx.port,
+      tls: ctx.tls,
+      server: this.backend?.name ?? null,
+      requests: this.requests,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      durationMs: Date.now() - this.started,
+      reason: this.reason || (wasHead ? "client closed" : "client closed mid-request"),
+    });
+  }
+}

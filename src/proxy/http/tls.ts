@@ -1,0 +1,60 @@
+/**
+ * TLS termination settings. Built once per factory call: a reload builds a new context (new certificate for
+ * new connections) while open connections keep the context they were accepted with.
+ */
+import { readFileSync } from "node:fs";
+import { randomBytes, constants as C } from "node:crypto";
+import * as tls from "node:tls";
+import type { Socket } from "node:net";
+import type { TlsFiles } from "../../config";
+
+/**
+ * TLS 1.3 suites, then TLS 1.2 with ECDHE (forward secrecy) and AEAD only: no RC4, no 3DES, no CBC, no
+ * static RSA key exchange, no SHA-1 MACs. This is Mozilla's "intermediate" profile without DHE.
+ */
+export const CIPHERS = [
+  "TLS_AES_128_GCM_SHA256",
+  "TLS_AES_256_GCM_SHA384",
+  "TLS_CHACHA20_POLY1305_SHA256",
+  "ECDHE-ECDSA-AES128-GCM-SHA256",
+  "ECDHE-RSA-AES128-GCM-SHA256",
+  "ECDHE-ECDSA-AES256-GCM-SHA384",
+  "ECDHE-RSA-AES256-GCM-SHA384",
+  "ECDHE-ECDSA-CHACHA20-POLY1305",
+  "ECDHE-RSA-CHACHA20-POLY1305",
+].join(":");
+
+/**
+ * Session-ticket keys live as long as the process, not the context: a reload must not turn every returning
+ * client's resumption into a full handshake. (Each worker process has its own keys; a client that lands
+ * on another worker does one full handshake there.)
+ */
+const TICKET_KEYS = randomBytes(48);
+
+export function buildSecureContext(files: TlsFiles): tls.SecureContext {
+  const cert = readFileSync(files.certFile);
+  const key = readFileSync(files.keyFile);
+  return tls.createSecureContext({
+    cert,
+    key,
+    minVersion: "TLSv1.2",
+    ciphers: CIPHERS,
+    honorCipherOrder: true,
+    ecdhCurve: "X25519:prime256v1:secp384r1",
+    ticketKeys: TICKET_KEYS,
+    sessionTimeout: 3600,
+    sessionIdContext: "ctera-portal-lb",
+    secureOptions: (C.SSL_OP_NO_RENEGOTIATION ?? 0) | (C.SSL_OP_NO_COMPRESSION ?? 0),
+  });
+}
+
+/** Wraps an accepted raw socket as the server side of a TLS connection. */
+export function wrapServerSocket(raw: Socket, secureContext: tls.SecureContext): tls.TLSSocket {
+  return new tls.TLSSocket(raw, {
+    isServer: true,
+    secureContext,
+    ALPNProtocols: ["http/1.1"],
+    requestCert: false,
+    rejectUnauthorized: false,
+  });
+}
