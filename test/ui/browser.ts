@@ -86,10 +86,10 @@ export async function launchBrowser(): Promise<Browser> {
  * Saves a full-page screenshot as test-output/ui/<name>.png. With UPDATE_DOCS_SCREENSHOTS=1, also copies it
  * to docs/<docsName>.png (how the committed docs/status-*.png are made).
  */
-export async function screenshot(page: Page, name: string, docsName?: string): Promise<string> {
+export async function screenshot(page: Page, name: string, docsName?: string, opts: { fullPage?: boolean } = {}): Promise<string> {
   mkdirSync(OUTPUT_DIR, { recursive: true });
   const file = join(OUTPUT_DIR, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true, animations: "disabled" });
+  await page.screenshot({ path: file, fullPage: opts.fullPage ?? true, animations: "disabled" });
   if (docsName && process.env.UPDATE_DOCS_SCREENSHOTS === "1") {
     mkdirSync(DOCS_DIR, { recursive: true });
     copyFileSync(file, join(DOCS_DIR, `${docsName}.png`));

@@ -56,6 +56,7 @@ describe("status page in Chromium (stand-in admin API)", () => {
     await w.page.goto(fake.url);
     await w.page.locator('tr[data-server="CTERA_Portal/portal-3"] .state-text').getByText("UP").waitFor();
     await w.page.waitForTimeout(1800); // at least one more poll
+    await screenshot(w.page, "page-loaded");
     await w.page.close();
     const origin = new URL(fake.url).origin;
     expect(w.requests.filter((u) => !u.startsWith(origin + "/"))).toEqual([]);
@@ -85,6 +86,7 @@ describe("status page in Chromium (stand-in admin API)", () => {
       bolds: document.querySelectorAll("main b").length,
       pwned: (window as unknown as { __pwned?: number }).__pwned,
     }));
+    await screenshot(w.page, "page-hostile-strings");
     await w.page.close();
     expect(found).toEqual({ imgs: 0, bolds: 0, pwned: undefined });
   });
@@ -136,6 +138,7 @@ describe("status page in Chromium (stand-in admin API)", () => {
       const rate = await w.page.locator('tr[data-server="CTERA_Portal/portal-1"] .tp span').textContent();
       const idleRate = await w.page.locator('tr[data-server="CTERA_Portal/portal-2"] .tp span').textContent();
       const label = await w.page.locator('tr[data-server="CTERA_Portal/portal-1"] svg.spark').getAttribute("aria-label");
+      await screenshot(w.page, "page-sparklines");
       await w.page.close();
       expect(points.length).toBeGreaterThanOrEqual(3);
       expect(rate).toMatch(/[KM]iB\/s$/);
@@ -188,6 +191,7 @@ describe("status page in Chromium (stand-in admin API)", () => {
     const header = await table.getByRole("rowheader", { name: /portal-2/ }).count();
     const cells = await table.getByRole("row", { name: /portal-2/ }).getByRole("cell").count();
     const drain = await w.page.getByRole("button", { name: "Drain portal-2 (CTERA_Portal)" }).count();
+    await screenshot(w.page, "page-phone-roles");
     await w.page.close();
     expect(unlabelled).toEqual([]);
     expect(rows).toBe(4); // the header row and three servers
@@ -205,6 +209,7 @@ describe("status page in Chromium (stand-in admin API)", () => {
     const n = await buttons.count();
     const enabled = await buttons.evaluateAll((bs) => bs.filter((b) => !(b as HTMLButtonElement).disabled).length);
     const tokenDisabled = await w.page.locator("#token").isDisabled();
+    await screenshot(w.page, "page-read-only-config");
     await w.page.close();
     expect(n).toBe(9);
     expect(enabled).toBe(0);

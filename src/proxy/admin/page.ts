@@ -44,10 +44,10 @@ const HTML = `<!doctype html>
   <div id="vips" tabindex="-1"></div>
   <section class="panel" aria-labelledby="events-h">
     <h2 id="events-h">Latest state changes</h2>
-    <div class="scroll" tabindex="0" role="region" aria-labelledby="events-h">
-      <table class="events">
-        <thead><tr><th scope="col">Time</th><th scope="col">VIP</th><th scope="col">Server</th><th scope="col">Change</th><th scope="col">Reason</th></tr></thead>
-        <tbody id="events-body"></tbody>
+    <div class="scroll" id="events-table" tabindex="0" role="region" aria-labelledby="events-h" hidden>
+      <table class="events" role="table" aria-labelledby="events-h">
+        <thead role="rowgroup"><tr role="row"><th scope="col" role="columnheader">Time</th><th scope="col" role="columnheader">VIP</th><th scope="col" role="columnheader">Server</th><th scope="col" role="columnheader">Change</th><th scope="col" role="columnheader">Reason</th></tr></thead>
+        <tbody id="events-body" role="rowgroup"></tbody>
       </table>
     </div>
     <p class="empty" id="events-empty">No state changes yet.</p>

@@ -27,12 +27,13 @@ export const STATUS_PAGE_SCRIPT = String.raw`
       explain: 'Clears drain or halt: the server takes new clients again as soon as its health checks pass.' }
   };
   var ACTION_ORDER = ['drain', 'halt', 'online'];
+  var EVENTS_SHOWN = 25;
 
   function $(id) { return document.getElementById(id); }
   var ui = {
     meta: $('meta'), conn: $('conn'), counts: $('counts'), vips: $('vips'),
     token: $('token'), remember: $('remember'), forget: $('forget'), help: $('token-help'), msg: $('action-msg'),
-    events: $('events-body'), eventsEmpty: $('events-empty'), announce: $('announce'),
+    events: $('events-body'), eventsEmpty: $('events-empty'), eventsTable: $('events-table'), announce: $('announce'),
     dlg: $('confirm'), dlgTitle: $('confirm-title'), dlgText: $('confirm-text'), dlgVip: $('confirm-vip'),
     dlgOk: $('confirm-ok'), dlgCancel: $('confirm-cancel')
   };
@@ -237,7 +238,7 @@ export const STATUS_PAGE_SCRIPT = String.raw`
     c.wrap.appendChild(el('span', { cls: 'tp' }, [r.spark.svg, r.rate]));
     r.tr.appendChild(c.td);
 
-    c = cell('td', 'Actions');
+    c = cell('td', 'Actions', { cls: 'actions-cell' });
     var box = el('div', { cls: 'actions', role: 'group', 'aria-label': 'Actions for ' + r.name });
     ACTION_ORDER.forEach(function (a) {
       var b = el('button', {
@@ -348,23 +349,26 @@ export const STATUS_PAGE_SCRIPT = String.raw`
   function renderEvents(events) {
     var body = ui.events;
     while (body.firstChild) body.removeChild(body.firstChild);
-    var list = events.slice(-100).reverse();
+    var list = events.slice(-EVENTS_SHOWN).reverse();
     list.forEach(function (e) {
       var from = stateOf(e.from), to = stateOf(e.to);
-      var when = el('time', { datetime: str(e.at), text: fmtClock(e.at) });
-      body.appendChild(el('tr', null, [
-        el('td', { cls: 'when' }, [when]),
-        el('td', { text: str(e.vip) }),
-        el('th', { scope: 'row', text: str(e.server) }),
-        el('td', null, [
+      var when = el('time', { datetime: str(e.at), title: str(e.at), text: fmtClock(e.at) });
+      body.appendChild(el('tr', { role: 'row' }, [
+        el('td', { cls: 'when', role: 'cell' }, [when]),
+        el('td', { cls: 'ev-vip', role: 'cell', text: str(e.vip) }),
+        el('th', { scope: 'row', role: 'rowheader', text: str(e.server) }),
+        el('td', { cls: 'change', role: 'cell' }, [
           el('span', { cls: 'badge ' + from, text: from === 'UNKNOWN' ? str(e.from) : from }),
           el('span', { cls: 'arrow', 'aria-label': 'to', text: '\u2192' }),
           el('span', { cls: 'badge ' + to, text: to === 'UNKNOWN' ? str(e.to) : to })
         ]),
-        el('td', { text: str(e.reason) })
+        el('td', { cls: 'reason', role: 'cell', text: str(e.reason) })
       ]));
     });
-    ui.eventsEmpty.hidden = list.length > 0;
+    setText(ui.eventsEmpty, list.length === 0 ? 'No state changes yet.' : events.length > list.length
+      ? 'Showing the latest ' + list.length + ' of ' + events.length + ' changes the load balancer keeps.' : '');
+    ui.eventsEmpty.hidden = ui.eventsEmpty.textContent === '';
+    ui.eventsTable.hidden = list.length === 0;
   }
   function announce(text) {
     // Re-setting the same text would not be announced again; clear first.

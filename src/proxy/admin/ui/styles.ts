@@ -111,6 +111,7 @@ svg.spark .base { stroke: #d1d9e0; stroke-width: 1; }
 .scroll:focus-visible { outline-offset: 0; }
 .events td, .events th { font-size: .9rem; }
 .events .when { white-space: nowrap; font-variant-numeric: tabular-nums; }
+.events .change { white-space: nowrap; }
 .arrow { color: var(--muted); padding: 0 .2rem; }
 .empty { color: var(--muted); margin: .4rem 0 0; }
 dialog {
@@ -141,7 +142,14 @@ dialog p { margin: 0 0 .5rem; }
   }
   table.servers tr.server > th { font-size: 1.05rem; border-bottom: 1px solid var(--line); padding-bottom: .45rem; margin-bottom: .2rem; }
   table.servers td.num { white-space: normal; }
-  .actions { flex-wrap: wrap; }
-  .actions button { min-height: 2.5rem; min-width: 4.5rem; }
+  table.servers tr.server > td.actions-cell { display: block; padding-top: .5rem; }
+  table.servers tr.server > td.actions-cell::before { content: none; }
+  table.events, table.events > tbody, table.events tr, table.events td, table.events th { display: block; }
+  table.events > thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
+  table.events tr { border-top: 1px solid var(--line); padding: .45rem 0; }
+  table.events tr > * { display: inline; border: 0; padding: 0 .4rem 0 0; }
+  table.events td.change { white-space: nowrap; }
+  table.events td.reason { display: block; color: var(--muted); padding-top: .15rem; }
+  .actions button { flex: 1 1 0; min-height: 2.75rem; }
 }
 `;
