@@ -1,0 +1,165 @@
+/**
+ * `ctera-lb serve` as a process (cluster primary + 2 workers): health checked once, persistence consistent
+ * across workers, SIGHUP reload (an idle CTTP session survives; an invalid file is refused), SIGTERM drain
+ * exits 0. Needs the build (`npx tsc`; the root `npm test` builds first). Block 127.0.14.0/24, clients 127.0.114.x.
+ */
+import { ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { RuntimeConfig } from "../../src/config";
+import type { SimPortal } from "../../src/sim/portal";
+import { block, startPortals, tcpConfig } from "../helpers/proxy";
+import { getJson, httpGet, sleep, tcpConnect, tlsFirstLine, waitFor, whoAnswers } from "../helpers/net";
+
+const b = block(14);
+const ROOT = join(__dirname, "..", "..");
+const TOKEN = "test-token-0123456789";
+const INTERVAL = 500;
+
+interface Served {
+  proc: ChildProcess;
+  out: () => string;
+  exit: Promise<number | null>;
+}
+
+function serve(file: string): Served {
+  const proc = spawn(process.execPath, [join(ROOT, "bin", "ctera-lb"), "serve", "--config", file], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  const exit = new Promise<number | null>((r) => proc.once("exit", (code) => r(code)));
+  return { proc, out: () => out, exit };
+}
+
+const lines = (s: Served) =>
+  s
+    .out()
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+describe("ctera-lb serve (cluster)", () => {
+  let portals: SimPortal[];
+  let dir: string;
+  let file: string;
+  let cfg: RuntimeConfig;
+  let s: Served;
+  const admin = { host: `${b.net}.1`, port: 19014 };
+
+  const write = (c: unknown) => writeFileSync(file, JSON.stringify(c, null, 2));
+
+  beforeAll(async () => {
+    if (!existsSync(join(ROOT, "dist", "src", "proxy", "main.js"))) throw new Error("build first: npx tsc (npm test does)");
+    portals = await startPortals(b);
+    dir = mkdtempSync(join(tmpdir(), "ctera-lb-serve-"));
+    file = join(dir, "config.json");
+    cfg = tcpConfig(b, { healthCheck: { type: "https-get", port: b.ports.https, path: "/admin/startup", intervalMs: INTERVAL, timeoutMs: 450, rise: 2, fall: 3 } }, { workers: 2, drainTimeoutMs: 1500 });
+    write(cfg);
+    s = serve(file);
+    const up = await waitFor(() => lines(s).some((l) => l.event === "started"), 20000, 50);
+    if (!up) throw new Error(`serve did not start:\n${s.out()}`);
+  });
+
+  afterAll(async () => {
+    if (s.proc.exitCode === null) {
+      s.proc.kill("SIGKILL");
+      await s.exit;
+    }
+    await Promise.all(portals.map((p) => p.stop()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("runs the health checks once (in the primary), not once per worker", async () => {
+    const before = portals[0].healthRequests.length;
+    await sleep(6 * INTERVAL);
+    const seen = portals[0].healthRequests.length - before;
+    expect(seen).toBeGreaterThanOrEqual(3);
+    expect(seen).toBeLessThanOrEqual(8); // two streams (one per worker) would be about 12
+    const st = (await getJson({ ...admin, path: "/api/status" })).body;
+    expect(st.workers).toBe(2);
+  });
+
+  afterEach(() => { if (process.env.DEBUG_SERVE) console.log(s.out().slice(-3000)); });
+  test("keeps 30 clients on one server across the three ports whichever worker takes each connection", async () => {
+    for (let n = 1; n <= 30; n++) {
+      const ip = b.client(n);
+      const got = new Set<string>();
+      for (let k = 0; k < 2; k++) {
+        got.add(await whoAnswers(b.vip, b.ports.https, ip, "https"));
+        got.add(await whoAnswers(b.vip, b.ports.cttp, ip, "cttp"));
+        got.add(await whoAnswers(b.vip, b.ports.https2, ip, "https"));
+      }
+      expect([...got]).toHaveLength(1);
+    }
+  });
+
+  test("a client moved by a failover stays on its new server in every worker after its old server returns", async () => {
+    const ips = Array.from({ length: 40 }, (_, i) => b.client(100 + i));
+    const before = new Map<string, string>();
+    for (const ip of ips) before.set(ip, await whoAnswers(b.vip, b.ports.cttp, ip, "cttp"));
+    const moved = ips.filter((ip) => before.get(ip) === "portal-2");
+    expect(moved.length).toBeGreaterThan(0);
+    const post = (a: string) => httpGet({ ...admin, path: `/api/servers/CTERA_Portal/portal-2/${a}`, method: "POST", headers: { authorization: `Bearer ${TOKEN}` } });
+    expect((await post("halt")).status).toBe(200);
+    await sleep(200);
+    const after = new Map<string, string>();
+    for (const ip of moved) after.set(ip, await whoAnswers(b.vip, b.ports.cttp, ip, "cttp"));
+    expect((await post("online")).status).toBe(200);
+    await sleep(2500); // entries travel worker → primary → workers once a second
+    for (const ip of moved) {
+      for (let k = 0; k < 3; k++) {
+        expect(await whoAnswers(b.vip, b.ports.https, ip, "https")).toBe(after.get(ip));
+        expect(await whoAnswers(b.vip, b.ports.cttp, ip, "cttp")).toBe(after.get(ip));
+      }
+    }
+    expect([...after.values()]).not.toContain("portal-2");
+  });
+
+  test("SIGHUP: an invalid file is refused and the old config keeps serving; a valid one applies while an idle 995 session stays open", async () => {
+    const { socket } = await tlsFirstLine({ host: b.vip, port: b.ports.cttp, localAddress: b.client(200), close: false });
+    let closed = false;
+    socket.on("error", () => undefined);
+    socket.once("close", () => (closed = true));
+
+    writeFileSync(file, JSON.stringify({ ...cfg, virtualServices: [] }));
+    s.proc.kill("SIGHUP");
+    expect(await waitFor(() => lines(s).some((l) => l.event === "reload" && l.ok === false), 5000)).toBe(true);
+    expect(await whoAnswers(b.vip, b.ports.https, b.client(201), "https")).toMatch(/^portal-\d$/);
+
+    const extraPort = b.ports.https + 1;
+    const next = { ...cfg, virtualServices: [{ ...cfg.virtualServices[0], listeners: [...cfg.virtualServices[0].listeners, { address: b.vip, port: extraPort }] }] };
+    write(next);
+    s.proc.kill("SIGHUP");
+    expect(await waitFor(() => lines(s).some((l) => l.event === "reload" && l.ok === true), 5000)).toBe(true);
+    const c = await waitFor(async () => tcpConnect(b.vip, extraPort, b.client(202)).catch(() => undefined), 5000);
+    expect(c).toBeDefined();
+    c!.destroy();
+
+    // The idle CTTP-like session was not touched by either reload and still echoes.
+    expect(closed).toBe(false);
+    let got = "";
+    socket.on("data", (d: string) => (got += d));
+    socket.write("after reload\n");
+    expect(await waitFor(() => got.includes("after reload"), 3000)).toBeTruthy();
+    socket.destroy();
+  });
+
+  test("SIGTERM: /healthz turns 503, new connections are refused, open ones get drainTimeoutMs, then exit 0", async () => {
+    const { socket } = await tlsFirstLine({ host: b.vip, port: b.ports.cttp, localAddress: b.client(300), close: false });
+    socket.on("error", () => undefined);
+    const sessionClosed = new Promise<void>((r) => socket.once("close", () => r()));
+    s.proc.kill("SIGTERM");
+    expect(await waitFor(async () => (await httpGet({ ...admin, path: "/healthz" }).catch(() => ({ status: 0 }))).status === 503, 3000)).toBe(true);
+    expect(await waitFor(async () => (await tcpConnect(b.vip, b.ports.https, b.client(301)).then((c) => (c.destroy(), false), () => true)), 3000)).toBe(true);
+    // The session is still open during the drain window...
+    let got = "";
+    socket.on("data", (d: string) => (got += d));
+    socket.write("draining\n");
+    expect(await waitFor(() => got.includes("draining"), 1000)).toBeTruthy();
+    // ...and closed when it ends; the process exits 0.
+    await sessionClosed;
+    expect(await s.exit).toBe(0);
+    expect(lines(s).some((l) => l.event === "stopped" && l.code === 0)).toBe(true);
+  });
+});
