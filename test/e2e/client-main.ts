@@ -5,6 +5,7 @@
  *
  *   {"cmd":"probe","items":[Probe...]}      each probe once, in order → {"results":[ProbeResult...]}
  *   {"cmd":"load", ...LoadSpec}            a paced, bounded HTTPS + CTTP load → LoadReport
+ *   {"cmd":"ready","items":[...],"streak":n,"timeoutMs":t}   each probe until n successes in a row
  */
 import * as http from "node:http";
 import * as https from "node:https";
@@ -230,11 +231,34 @@ async function load(spec: LoadSpec): Promise<LoadReport> {
   return { records, startedAt, endedAt: Date.now() };
 }
 
+/** Until each probe has succeeded `streak` times in a row (so every worker process serves), or the deadline. */
+async function ready(items: Probe[], streak: number, timeoutMs: number): Promise<{ ok: boolean; attempts: number; failures: string[] }> {
+  const deadline = Date.now() + timeoutMs;
+  const failures: string[] = [];
+  let attempts = 0;
+  for (const item of items) {
+    let row = 0;
+    while (row < streak) {
+      if (Date.now() > deadline) return { ok: false, attempts, failures };
+      const r = item.kind === "tls-echo" ? await tlsEcho(item) : await httpProbe(item);
+      attempts++;
+      if (r.ok && (item.kind === "tls-echo" || (r.status !== undefined && r.status < 500))) row++;
+      else {
+        row = 0;
+        failures.push(`${item.kind}:${item.port} ${r.status ?? r.error}`);
+        await new Promise((w) => setTimeout(w, 100));
+      }
+    }
+  }
+  return { ok: true, attempts, failures };
+}
+
 async function run(): Promise<void> {
   const spec = JSON.parse(process.argv[2] ?? "{}");
   let out: unknown;
   if (spec.cmd === "probe") out = await probe(spec.items);
   else if (spec.cmd === "load") out = await load(spec);
+  else if (spec.cmd === "ready") out = await ready(spec.items, spec.streak, spec.timeoutMs);
   else throw new Error(`client: unknown cmd ${spec.cmd}`);
   // Exit only once the (possibly large) document has been handed to the pipe.
   await new Promise<void>((r) => process.stdout.write(JSON.stringify(out) + "\n", () => r()));

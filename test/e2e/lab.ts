@@ -118,8 +118,16 @@ export class Lab {
     const configFile = writeJson(join(this.work.dir, `config-${design}.json`), config);
     const [cmd, ...pre] = this.artifact.command;
     const proc = this.topo.spawn("lb", cmd, [...pre, "serve", "--config", configFile], `lb:${design}`);
+    const t0 = Date.now();
     this.proxy = { design, config, configFile, proc };
     await this.waitAllUp();
+    const upAt = Date.now();
+    const ready = await this.waitServing(config);
+    const servingAt = Date.now();
+    process.stdout.write(
+      `[e2e ${this.topo.layout}] ${design}: every server UP (admin API) after ${upAt - t0} ms; every listener serving from the client namespace after ${servingAt - t0} ms` +
+        (ready.failures.length ? ` (${ready.failures.length} failed attempts first: ${[...new Set(ready.failures)].slice(0, 4).join("; ")})` : "") + "\n",
+    );
     return this.proxy;
   }
 
@@ -147,6 +155,26 @@ export class Lab {
       await sleep(200);
     }
     throw new Error(`not every server came UP within ${timeoutMs} ms; last status: ${last.slice(0, 2000)}\nproxy stderr:\n${this.proxy?.proc.stderr.slice(-20).join("\n")}`);
+  }
+
+  /** Waits until every listener of the config answers a real request (HTTPS, HTTP or the 995 echo) from the
+   * client namespace several times in a row, so that every worker process serves; returns the attempts made.
+   * (Workers open their listeners and learn the servers' states on their own schedule after the control
+   * plane is up: the admin API saying UP is not enough.) */
+  async waitServing(config: RuntimeConfig, timeoutMs = 20_000): Promise<{ attempts: number; failures: string[] }> {
+    const items = config.virtualServices.flatMap((v) =>
+      v.listeners.map((l): Probe => ({
+        kind: v.mode === "tcp" ? (l.port === 995 ? "tls-echo" : "https") : l.tls ? "https" : "http",
+        host: this.vip,
+        port: l.port,
+        localAddress: this.topo.addrs.CLIENT,
+        path: "/ready",
+        timeoutMs: 3000,
+      })),
+    );
+    const r = await this.client<{ ok: boolean; attempts: number; failures: string[] }>({ cmd: "ready", items, streak: 4, timeoutMs }, timeoutMs + 10_000);
+    if (!r.ok) throw new Error(`the proxy did not serve every listener within ${timeoutMs} ms: ${r.failures.slice(-5).join("; ")}`);
+    return r;
   }
 
   adminGetAsync(path: string): Promise<string> {
