@@ -5,6 +5,7 @@
  */
 import * as net from "node:net";
 import * as http from "node:http";
+import * as tls from "node:tls";
 import type { AddressInfo } from "node:net";
 import { VirtualServiceSchema } from "../../src/config";
 import type { Listener, VirtualService } from "../../src/config";
@@ -230,10 +231,12 @@ export class RawClient {
   private waiters: (() => void)[] = [];
   closed = false;
   private ready: Promise<void>;
-  constructor(port: number, host: string, localAddress?: string) {
-    this.socket = net.connect({ port, host, localAddress });
+  constructor(port: number, host: string, localAddress?: string, tlsOptions?: tls.ConnectionOptions) {
+    this.socket = tlsOptions
+      ? tls.connect({ port, host, localAddress, rejectUnauthorized: false, ALPNProtocols: ["http/1.1"], ...tlsOptions })
+      : net.connect({ port, host, localAddress });
     this.ready = new Promise((r, j) => {
-      this.socket.once("connect", () => r());
+      this.socket.once(tlsOptions ? "secureConnect" : "connect", () => r());
       this.socket.once("error", j);
     });
     this.socket.on("data", (d: Buffer) => {
