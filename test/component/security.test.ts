@@ -8,8 +8,12 @@ const OUT = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule";
 const sgOf = (r: PlannedResource) => r.inputs.securityGroupId;
 const portsOf = (rs: PlannedResource[]) => [...new Set(rs.map((r) => r.inputs.fromPort as number))].sort((a, b) => a - b);
 
+// Several tests read the same plan: each distinct args object is planned once per file.
+const plans = new Map<string, Promise<PlannedResource[]>>();
 async function plan(args: Parameters<typeof oneArm>[0] | ReturnType<typeof twoArm>) {
-  return (await runOffline(() => new CteraPortalLoadBalancer("lb", args as never) && {})).resources;
+  const key = JSON.stringify(args);
+  if (!plans.has(key)) plans.set(key, runOffline(() => new CteraPortalLoadBalancer("lb", args as never) && {}).then((r) => r.resources));
+  return plans.get(key)!;
 }
 
 describe("security groups derived from the rendered config", () => {
