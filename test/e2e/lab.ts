@@ -157,6 +157,13 @@ export class Lab {
     throw new Error(`not every server came UP within ${timeoutMs} ms; last status: ${last.slice(0, 2000)}\nproxy stderr:\n${this.proxy?.proc.stderr.slice(-20).join("\n")}`);
   }
 
+  /** The proxy's log lines about server state changes since `t` (epoch ms). */
+  stateChangesSince(t: number): string[] {
+    const p = this.proxy?.proc;
+    if (!p) return [];
+    return p.lines.filter((l, i) => p.lineTimes[i] >= t && /"event":"state"/.test(l));
+  }
+
   /** Waits until every listener of the config answers a real request (HTTPS, HTTP or the 995 echo) from the
    * client namespace several times in a row, so that every worker process serves; returns the attempts made.
    * (Workers open their listeners and learn the servers' states on their own schedule after the control
@@ -173,7 +180,19 @@ export class Lab {
       })),
     );
     const r = await this.client<{ ok: boolean; attempts: number; failures: string[] }>({ cmd: "ready", items, streak: 4, timeoutMs }, timeoutMs + 10_000);
-    if (!r.ok) throw new Error(`the proxy did not serve every listener within ${timeoutMs} ms: ${r.failures.slice(-5).join("; ")}`);
+    if (!r.ok) {
+      let status = "";
+      try {
+        status = JSON.stringify(serverStates(JSON.parse(this.adminGet("/api/status"))));
+      } catch (e) {
+        status = String(e);
+      }
+      throw new Error(
+        `the proxy did not serve every listener within ${timeoutMs} ms: ${r.failures.slice(-5).join("; ")}\n` +
+          `admin API server states: ${status}\nproxy log tail:\n${this.proxy?.proc.lines.filter((l) => !l.includes('"health_check"')).slice(-10).join("\n")}\n` +
+          `proxy stderr tail:\n${this.proxy?.proc.stderr.slice(-10).join("\n")}`,
+      );
+    }
     return r;
   }
 
