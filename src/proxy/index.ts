@@ -90,12 +90,16 @@ export async function startProxy(config: RuntimeConfig, opts: StartOptions = {})
         log.write({ event: "reload", ok: false, error: (e as Error).message });
         throw e;
       }
+      const prev = current;
       current = next;
       control.config = next;
-      await core.apply(next);
-      control.apply(next);
+      try {
+        await core.apply(next);
+      } finally {
+        control.apply(next); // states reach the new pools even when a listener failed to bind
+      }
       const a = next.admin;
-      if (admin && (a.address !== config.admin.address || a.port !== config.admin.port)) {
+      if (admin && (a.address !== prev.admin.address || a.port !== prev.admin.port)) {
         await admin.close();
         admin = await startAdminServer(control, a);
       }

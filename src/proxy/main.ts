@@ -107,8 +107,10 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
     return 1;
   }
 
-  // Workers accept from the shared sockets themselves: no per-connection hand-off through the primary.
-  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  // SCHED_NONE (default): workers accept from the shared sockets themselves, no per-connection hand-off
+  // through the primary. CTERA_LB_SCHED=rr: the primary accepts and deals connections round robin (even
+  // spread of a burst of long-lived connections, at one IPC message per connection).
+  cluster.schedulingPolicy = process.env.CTERA_LB_SCHED === "rr" ? cluster.SCHED_RR : cluster.SCHED_NONE;
   cluster.setupPrimary({ exec: process.argv[1], args: process.argv.slice(2) });
 
   let resolveExit!: (code: number) => void;

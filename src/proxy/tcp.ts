@@ -142,7 +142,7 @@ function pipe(
   server.setTimeout(cfg.timeouts.serverIdleSeconds * 1000, () => kill("server-idle"));
   client.on("error", (e: NodeJS.ErrnoException) => kill("client-error", e.code ?? e.message));
   server.on("error", (e: NodeJS.ErrnoException) => kill("server-error", e.code ?? e.message));
-  // FIN from one side: pipe() ends the other side's writable half; the reverse direction keeps flowing.
+  // FIN from one side: relay() ends the other side's writable half; the reverse direction keeps flowing.
   client.on("end", () => finish("client-closed"));
   server.on("end", () => finish("server-closed"));
   const onClose = () => {
@@ -157,8 +157,20 @@ function pipe(
   };
   client.on("close", onClose);
   server.on("close", onClose);
-  client.pipe(server);
-  server.pipe(client);
+  relay(client, server);
+  relay(server, client);
+}
+
+/** One direction of the pipe: write what arrives, pause the reader while the writer's buffer is full, pass
+ * the FIN on. Lighter than stream.pipe (no per-chunk bookkeeping beyond the write itself). */
+function relay(from: Socket, to: Socket) {
+  from.on("data", (chunk: Buffer) => {
+    if (!to.write(chunk)) from.pause();
+  });
+  to.on("drain", () => from.resume());
+  from.on("end", () => {
+    if (!to.destroyed) to.end();
+  });
 }
 
 function logLine(
