@@ -1,18 +1,14 @@
 /**
- * The real thing the status-page tests drive: three simulated Portals on 127.0.30.11-13 (HTTPS 443/8443,
- * the CTTP stand-in on 995), the proxy started in-process with startProxy(render({...})) for the
- * ssl-on-portal design on VIP 127.0.30.10, health checks every 200 ms, and the admin API (with its status
- * page) on 127.0.30.1:9090 with a token.
+ * The real thing the status-page tests drive, in one loopback /24 per test file (127.0.X.0/24, X in 30-39):
+ * three simulated Portals on .11-.13 (HTTPS 443/8443, the CTTP stand-in on 995), the proxy started
+ * in-process with startProxy(render({...})) for the ssl-on-portal design on VIP .10 with short health-check
+ * intervals, and the admin API (with its status page) on .1:9090 with a token. Clients come from 127.0.X+100.N.
  */
 import { render } from "../../src/config";
 import { startProxy, ProxyHandle } from "../../src/proxy";
 import { startSimPortal, SimPortal } from "../../src/sim/portal";
 import { getJson, httpGet, sleep, waitFor } from "../helpers/net";
 
-export const NET = "127.0.30";
-export const VIP = `${NET}.10`;
-export const ADMIN = { host: `${NET}.1`, port: 9090 };
-const SERVERS = [1, 2, 3].map((i) => ({ name: `portal-${i}`, address: `${NET}.${10 + i}` }));
 const PORTS = { https: 443, https2: 8443, cttp: 995, http: 0, http2: 0 };
 
 export interface LiveLab {
@@ -30,7 +26,11 @@ export interface LiveLab {
   close(): Promise<void>;
 }
 
-export async function startLiveLab(o: { token: string }): Promise<LiveLab> {
+export async function startLiveLab(o: { token: string; third: number }): Promise<LiveLab> {
+  const NET = `127.0.${o.third}`;
+  const VIP = `${NET}.10`;
+  const ADMIN = { host: `${NET}.1`, port: 9090 };
+  const SERVERS = [1, 2, 3].map((i) => ({ name: `portal-${i}`, address: `${NET}.${10 + i}` }));
   const portals = new Map<string, SimPortal | null>();
   const start = async (name: string) => {
     const s = SERVERS.find((x) => x.name === name)!;
@@ -77,7 +77,7 @@ export async function startLiveLab(o: { token: string }): Promise<LiveLab> {
     },
     async traffic(n, pauseMs = 0) {
       for (let i = 1; i <= n; i++) {
-        await httpGet({ host: VIP, port: 443, tls: true, path: `/bytes/${(64 + 32 * (i % 7)) * 1024}`, localAddress: `127.0.130.${i}` });
+        await httpGet({ host: VIP, port: 443, tls: true, path: `/bytes/${(64 + 32 * (i % 7)) * 1024}`, localAddress: `127.0.${o.third + 100}.${i}` });
         if (pauseMs) await sleep(pauseMs);
       }
     },

@@ -200,6 +200,33 @@ describe("status page in Chromium (stand-in admin API)", () => {
     expect(drain).toBe(1);
   });
 
+  test("with three VIPs sharing server names, each VIP gets its own section and each action goes to its own VIP", async () => {
+    const names = ["CTERA_Portal_Web_1", "CTERA_Portal_Web_2", "CTERA_Portal_CTTP"];
+    const vips = names.map((n) => threeServerVip(n, BASE));
+    vips[0].mode = vips[1].mode = "http";
+    vips[0].listeners = [
+      { address: `${BASE}.10`, port: 80, tls: false, redirectToHttpsPort: 443 },
+      { address: `${BASE}.10`, port: 443, tls: true, redirectToHttpsPort: null },
+    ];
+    fake = await startFakeAdmin({ address: `${BASE}.1`, token: TOKEN, vips });
+    const w = await browser.newPage();
+    await w.page.goto(fake.url);
+    await w.page.locator('tr[data-server="CTERA_Portal_CTTP/portal-3"] .state-text').getByText("UP").waitFor();
+    await w.page.getByLabel("Admin token").fill(TOKEN);
+    await w.page.getByRole("button", { name: "Drain portal-2 (CTERA_Portal_CTTP)" }).click();
+    await w.page.getByRole("dialog").getByRole("button", { name: "Drain portal-2" }).click();
+    await w.page.locator('tr[data-server="CTERA_Portal_CTTP/portal-2"] .state-text').getByText("DRAIN").waitFor();
+    const sections = await w.page.locator("section[data-vip] h2").allTextContents();
+    const web1 = await w.page.locator('section[data-vip="CTERA_Portal_Web_1"] dl.settings').innerText();
+    const web1State = await w.page.locator('tr[data-server="CTERA_Portal_Web_1/portal-2"] .state-text').textContent();
+    await screenshot(w.page, "page-three-vips");
+    await w.page.close();
+    expect(sections).toEqual(names);
+    expect(web1).toContain(`${BASE}.10:80 → https:443, ${BASE}.10:443 TLS`);
+    expect(fake.posts).toEqual([{ path: "/api/servers/CTERA_Portal_CTTP/portal-2/drain", authorization: `Bearer ${TOKEN}`, status: 200 }]);
+    expect(web1State).toBe("UP");
+  });
+
   test("without a configured token the page says it is read-only and offers no action", async () => {
     fake = await startFakeAdmin({ address: `${BASE}.1`, token: null, vips: [threeServerVip("CTERA_Portal", BASE)] });
     const w = await browser.newPage();

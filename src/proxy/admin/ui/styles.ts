@@ -101,7 +101,19 @@ tr.server.state-HALT > th { box-shadow: inset 4px 0 0 var(--halt-line); }
 tr.server.flash { animation: flash 2.5s ease-out 1; }
 @keyframes flash { from { background: #fff8c5; } to { background: transparent; } }
 @media (prefers-reduced-motion: reduce) { tr.server.flash { animation: none; } }
-.actions { display: flex; flex-wrap: nowrap; gap: .35rem; }
+.actions { display: flex; flex-wrap: wrap; gap: .35rem; }
+/* Fixed column widths on wide screens: columns do not jump as the counters grow, and every VIP's table lines up. */
+@media (min-width: 761px) {
+  table.servers { table-layout: fixed; }
+  table.servers thead th:nth-child(1) { width: 14%; }
+  table.servers thead th:nth-child(2) { width: 10%; }
+  table.servers thead th:nth-child(3) { width: 15%; }
+  table.servers thead th:nth-child(4) { width: 11%; }
+  table.servers thead th:nth-child(5) { width: 13%; }
+  table.servers thead th:nth-child(6) { width: 18%; }
+  table.servers thead th:nth-child(7) { width: 19%; }
+  table.servers .tp { flex-wrap: wrap; row-gap: .2rem; }
+}
 .tp { display: flex; align-items: center; gap: .5rem; white-space: nowrap; font-variant-numeric: tabular-nums; }
 svg.spark { display: block; flex: none; overflow: visible; }
 svg.spark .area { fill: #0a58ca22; stroke: none; }
