@@ -27,10 +27,10 @@ export interface WatchedPage {
   requests: string[];
 }
 
-export async function launchBrowser(): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) {
+export async function launchBrowser(executablePath = CHROMIUM): Promise<Browser> {
+  if (!existsSync(executablePath)) {
     throw new Error(
-      `Chromium is not installed at ${CHROMIUM}: the status-page browser tests need Debian's chromium. ` +
+      `Chromium is not installed at ${executablePath}: the status-page browser tests need Debian's chromium. ` +
         "Install it with `apt-get install chromium` (.ci/run installs it); never `npx playwright install`.",
     );
   }
@@ -38,7 +38,7 @@ export async function launchBrowser(): Promise<Browser> {
   let context: BrowserContext;
   try {
     context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
+      executablePath,
       headless: true,
       args: [
         "--headless",

@@ -35,6 +35,12 @@ describe("status page document (no browser)", () => {
   });
 });
 
+describe("browser tests without a browser", () => {
+  test("fail with the install command instead of skipping when Chromium is missing", async () => {
+    await expect(launchBrowser("/nonexistent/chromium")).rejects.toThrow(/apt-get install chromium/);
+  });
+});
+
 describe("status page in Chromium (stand-in admin API)", () => {
   let browser: Browser;
   let fake: FakeAdmin | undefined;

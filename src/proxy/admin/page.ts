@@ -53,6 +53,7 @@ const HTML = `<!doctype html>
     <p class="empty" id="events-empty">No state changes yet.</p>
   </section>
   <div class="sr-only" id="announce" aria-live="polite" aria-atomic="true"></div>
+  <p class="foot">Raw data: <a href="api/status">api/status</a> (JSON) · <a href="metrics">metrics</a> (Prometheus) · <a href="healthz">healthz</a></p>
 </main>
 <dialog id="confirm" aria-labelledby="confirm-title" aria-describedby="confirm-vip confirm-text">
   <h2 id="confirm-title">Confirm</h2>

@@ -126,6 +126,8 @@ svg.spark .base { stroke: #d1d9e0; stroke-width: 1; }
 .events .change { white-space: nowrap; }
 .arrow { color: var(--muted); padding: 0 .2rem; }
 .empty { color: var(--muted); margin: .4rem 0 0; }
+.foot { color: var(--muted); font-size: .85rem; margin: 0; }
+a { color: var(--accent); }
 dialog {
   border: 1px solid var(--line); border-radius: 10px; padding: 1.1rem 1.2rem; max-width: min(32rem, calc(100vw - 2rem));
   box-shadow: 0 12px 32px rgba(0,0,0,.25); color: var(--fg);
