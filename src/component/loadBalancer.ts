@@ -26,15 +26,8 @@ import { CteraPortalLoadBalancerArgs, ParsedArgs, parseComponentArgs } from "./a
 import { SSM_MANAGED_POLICY_ARN_SUFFIX, assumeRolePolicy, instancePolicy } from "./policy";
 import { TrafficModel, deriveTraffic, hostCidr } from "./traffic";
 import { renderUserData } from "./userdata";
+import { COMPONENT_TYPE, CONFIG_OBJECT_KEY, DEPLOYMENT_TAG, TLS_CERT_PATH, TLS_KEY_PATH, isGraviton } from "./constants";
 
-export const COMPONENT_TYPE = "ctera-portal-lb:index:CteraPortalLoadBalancer";
-
-/** Where the VM's boot script writes the TLS secret; the rendered config names these paths. */
-export const TLS_CERT_PATH = "/etc/ctera-lb/tls/cert.pem";
-export const TLS_KEY_PATH = "/etc/ctera-lb/tls/key.pem";
-/** The config object's key: stable, so a config change never touches the VM's inputs. */
-export const CONFIG_OBJECT_KEY = "config/config.json";
-export const DEPLOYMENT_TAG = "ctera-lb:deployment";
 /** Only used to render at construction (ports and validation do not depend on the VIP). */
 const PLACEHOLDER_VIP = "192.0.2.1";
 
@@ -506,9 +499,6 @@ export function defaultAmi(instanceType: pulumi.Input<string>, opts: pulumi.Invo
   });
 }
 
-export function isGraviton(instanceType: string): boolean {
-  return /^[a-z]+\d+[a-z]*g[a-z]*\./.test(instanceType) && !/^(g\d|p\d|inf|trn)/.test(instanceType);
-}
 
 function parseBuildOutput(stdout: string): { sha256: string; file: string } {
   const line = stdout.trim().split("\n").pop() ?? "";
