@@ -48,7 +48,8 @@ export function tcpConfig(b: Block, vs: Partial<VsInput> = {}, top: Partial<Runt
         mode: "tcp",
         listeners: [b.ports.https, b.ports.cttp, b.ports.https2].map((port) => ({ address: b.vip, port })),
         realServers: Array.from({ length: serverCount }, (_, i) => ({ name: `portal-${i + 1}`, address: `${b.net}.${11 + i}` })),
-        healthCheck: { type: "https-get", port: b.ports.https, path: "/admin/startup", intervalMs: 200, rise: 2, fall: 2 },
+        // Generous timeout: a loaded 2-core test machine must not fail checks spuriously.
+        healthCheck: { type: "https-get", port: b.ports.https, path: "/admin/startup", intervalMs: 1000, timeoutMs: 900, rise: 2, fall: 3 },
         ...vs,
       },
     ],

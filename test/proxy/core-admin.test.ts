@@ -18,7 +18,7 @@ describe("admin API", () => {
 
   beforeAll(async () => {
     portals = await startPortals(b);
-    proxy = await startProxy(tcpConfig(b, { healthCheck: { type: "https-get", port: b.ports.https, path: "/admin/startup", intervalMs: 1000, rise: 2, fall: 2 } }), { log: () => undefined });
+    proxy = await startProxy(tcpConfig(b, { healthCheck: { type: "https-get", port: b.ports.https, path: "/admin/startup", intervalMs: 1000, timeoutMs: 900, rise: 2, fall: 3 } }), { log: () => undefined });
     admin = { host: proxy.admin!.address, port: proxy.admin!.port };
   });
   afterAll(async () => {
@@ -84,7 +84,7 @@ describe("admin API", () => {
       balance: "leastconn",
       clientIp: "none",
       persistence: { type: "source-ip", timeoutSeconds: 1800 },
-      healthCheck: { type: "https-get", port: b.ports.https, path: "/admin/startup", host: null, intervalMs: 1000, rise: 2, fall: 2 },
+      healthCheck: { type: "https-get", port: b.ports.https, path: "/admin/startup", host: null, intervalMs: 1000, rise: 2, fall: 3 },
     });
     expect(vs.listeners).toEqual([b.ports.https, b.ports.cttp, b.ports.https2].map((port) => ({ address: b.vip, port, tls: false, redirectToHttpsPort: null })));
     expect(vs.persistence.entries).toBeGreaterThanOrEqual(80);

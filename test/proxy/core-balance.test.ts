@@ -16,7 +16,7 @@ describe("TCP VIP placement and persistence", () => {
 
   beforeAll(async () => {
     portals = await startPortals(b);
-    proxy = await startProxy(tcpConfig(b, { healthCheck: { type: "https-get", port: b.ports.https, path: "/admin/startup", intervalMs: 1000, rise: 2, fall: 2 } }), { log: logs.sink });
+    proxy = await startProxy(tcpConfig(b, { healthCheck: { type: "https-get", port: b.ports.https, path: "/admin/startup", intervalMs: 1000, timeoutMs: 900, rise: 2, fall: 3 } }), { log: logs.sink });
   });
   afterAll(async () => {
     await proxy.close();
@@ -84,13 +84,13 @@ describe("TCP VIP placement and persistence", () => {
       expect(fresh.has("portal-4")).toBe(true);
       expect(extra[0].hits.get(b.ports.https) ?? 0).toBeGreaterThan(0);
     } finally {
-      await proxy.reload(tcpConfig(b, { healthCheck: { type: "https-get", port: b.ports.https, path: "/admin/startup", intervalMs: 1000, rise: 2, fall: 2 } }));
+      await proxy.reload(tcpConfig(b, { healthCheck: { type: "https-get", port: b.ports.https, path: "/admin/startup", intervalMs: 1000, timeoutMs: 900, rise: 2, fall: 3 } }));
       await extra[0].stop();
     }
   });
 
   test("a persistence entry expires after the (shortened) idle timeout, not before", async () => {
-    await proxy.reload(tcpConfig(b, { persistence: { type: "source-ip", timeoutSeconds: 1 }, healthCheck: { type: "https-get", port: b.ports.https, path: "/admin/startup", intervalMs: 1000, rise: 2, fall: 2 } }));
+    await proxy.reload(tcpConfig(b, { persistence: { type: "source-ip", timeoutSeconds: 1 }, healthCheck: { type: "https-get", port: b.ports.https, path: "/admin/startup", intervalMs: 1000, timeoutMs: 900, rise: 2, fall: 3 } }));
     const ip = b.client(600);
     const first = await whoAnswers(b.vip, b.ports.cttp, ip, "cttp");
     // Drain the client's server: new clients avoid it, a remembered client keeps coming while its entry lives.

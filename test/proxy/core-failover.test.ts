@@ -1,6 +1,6 @@
 /**
  * Health checks and failover of a TCP VIP. Block 127.0.11.0/24, clients from 127.0.111.x.
- * Intervals are shortened (400 ms, rise 2, fall 2) so a state change takes about a second.
+ * Intervals are shortened (500 ms, rise 2, fall 2) so a state change takes about a second.
  */
 import * as net from "node:net";
 import { startProxy, ProxyHandle } from "../../src/proxy";
@@ -9,8 +9,8 @@ import { block, logCapture, startPortals, tcpConfig } from "../helpers/proxy";
 import { sleep, tlsFirstLine, waitFor, whoAnswers } from "../helpers/net";
 
 const b = block(11);
-const INTERVAL = 400; // check timeout 350 ms: a loaded 2-core machine must not fail checks spuriously
-const hc = (extra: Record<string, unknown> = {}) => ({ type: "https-get" as const, port: b.ports.https, path: "/admin/startup", intervalMs: INTERVAL, timeoutMs: 350, rise: 2, fall: 2, ...extra });
+const INTERVAL = 500; // check timeout 450 ms: a loaded 2-core machine must not fail checks spuriously
+const hc = (extra: Record<string, unknown> = {}) => ({ type: "https-get" as const, port: b.ports.https, path: "/admin/startup", intervalMs: INTERVAL, timeoutMs: 450, rise: 2, fall: 2, ...extra });
 
 type Srv = { name: string; state: string; health: string; lastCheck: { ok: boolean; detail: string } | null };
 const server = (p: ProxyHandle, name: string): Srv =>

@@ -19,7 +19,7 @@ describe("reload", () => {
   beforeAll(async () => {
     portals = await startPortals(b);
     portals.push(await startSimPortal({ name: "portal-4", address: `${b.net}.14`, ports: { https: b.ports.https, https2: b.ports.https2, cttp: b.ports.cttp, http: 0, http2: 0 } }));
-    proxy = await startProxy(tcpConfig(b, { healthCheck: { type: "https-get", port: b.ports.https2, path: "/admin/startup", intervalMs: 1000 } }), { log: () => undefined });
+    proxy = await startProxy(tcpConfig(b, { healthCheck: { type: "https-get", port: b.ports.https2, path: "/admin/startup", intervalMs: 1000, timeoutMs: 900, fall: 3 } }), { log: () => undefined });
   });
   afterAll(async () => {
     await proxy.close();
@@ -53,7 +53,7 @@ describe("reload", () => {
     let pauseHandle: { resume(): void } | undefined;
     await reachedHalf;
 
-    const next = tcpConfig(b, { listeners: [b.ports.cttp, b.ports.https2].map((port) => ({ address: b.vip, port })), healthCheck: { type: "https-get", port: b.ports.https2, path: "/admin/startup", intervalMs: 1000 } }, {}, 4);
+    const next = tcpConfig(b, { listeners: [b.ports.cttp, b.ports.https2].map((port) => ({ address: b.vip, port })), healthCheck: { type: "https-get", port: b.ports.https2, path: "/admin/startup", intervalMs: 1000, timeoutMs: 900, fall: 3 } }, {}, 4);
     await proxy.reload(next);
 
     // The removed port takes no new connections; the added server takes new clients.
@@ -85,7 +85,7 @@ describe("reload", () => {
     for (let n = 300; n < 400 && !ip; n++) if (proxy.core.pools.get("CTERA_Portal")!.choose(b.client(n))?.name === "portal-4") ip = b.client(n);
     const { socket } = await tlsFirstLine({ host: b.vip, port: b.ports.cttp, localAddress: ip, close: false });
     socket.on("error", () => undefined);
-    await proxy.reload(tcpConfig(b, { listeners: [b.ports.cttp, b.ports.https2].map((port) => ({ address: b.vip, port })), healthCheck: { type: "https-get", port: b.ports.https2, path: "/admin/startup", intervalMs: 1000 } }, {}, 3));
+    await proxy.reload(tcpConfig(b, { listeners: [b.ports.cttp, b.ports.https2].map((port) => ({ address: b.vip, port })), healthCheck: { type: "https-get", port: b.ports.https2, path: "/admin/startup", intervalMs: 1000, timeoutMs: 900, fall: 3 } }, {}, 3));
     expect(await whoAnswers(b.vip, b.ports.cttp, ip, "cttp")).not.toBe("portal-4");
     // The old session still echoes.
     let got = "";

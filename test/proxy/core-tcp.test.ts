@@ -24,7 +24,7 @@ function config(port: number, vs: Partial<VsIn> = {}) {
         mode: "tcp",
         listeners: [{ address: VIP, port }],
         realServers: [{ name: "s1", address: SRV }],
-        healthCheck: { type: "connect", intervalMs: 1000 },
+        healthCheck: { type: "connect", intervalMs: 1000, timeoutMs: 900, fall: 3 },
         ...vs,
       },
     ],
