@@ -1,7 +1,7 @@
 /**
  * Failover under load: a bounded load (2,000 HTTPS requests and 200 CTTP sessions over 20 s from 40 client
  * addresses in the client namespace) while one Portal namespace's server process is killed. The proxy must
- * notice (health checks every 500 ms, fall 2), move only the dead server's clients, and send no new
+ * notice (health checks every second, fall 2), move only the dead server's clients, and send no new
  * connection there afterwards; on ssl-on-lb no HTTP request may fail at all.
  *
  * "No new connection after detection" is observed from the dead server's side: once the proxy reports it

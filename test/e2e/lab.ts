@@ -11,7 +11,9 @@ import type { Design, RenderInputs, RuntimeConfig } from "../../src/config";
 import type { LoadReport, LoadSpec, Probe, ProbeResult } from "./client-main";
 import { Layout, Proc, ProxyArtifact, ROOT, Topology, bundle, prepareProxy, sleep, tempDir, writeJson } from "./harness";
 
-export const HEALTH_INTERVAL_MS = 500;
+// Short enough for a failover within ~2 s; long enough that a CPU-starved CI machine (two cores shared by
+// every test file) does not time checks out and flap servers. 500 ms flapped at a load average of ~18.
+export const HEALTH_INTERVAL_MS = 1000;
 export const PORTAL_NAMES = ["portal-1", "portal-2", "portal-3"] as const;
 export type PortalName = (typeof PORTAL_NAMES)[number];
 
@@ -102,7 +104,7 @@ export class Lab {
       realServers: this.topo.addrs.PORTALS,
       ...(design === "ssl-on-lb" ? { tls: { certFile: this.cert.certFile, keyFile: this.cert.keyFile } } : {}),
       // Short checks keep failover fast; a timeout near the interval keeps a busy CI machine from flapping.
-      healthCheck: { intervalMs: HEALTH_INTERVAL_MS, timeoutMs: HEALTH_INTERVAL_MS - 50, rise: 2, fall: 2 },
+      healthCheck: { intervalMs: HEALTH_INTERVAL_MS, timeoutMs: HEALTH_INTERVAL_MS - 100, rise: 2, fall: 2 },
       timeouts: { connectMs: 1000 },
       admin: { address: "127.0.0.1", port: 9090 },
       workers: 2,
