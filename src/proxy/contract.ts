@@ -55,6 +55,19 @@ export interface VipRuntime {
   choose(clientIp: string): Backend | undefined;
   /** One JSON log line (the core adds time and worker). */
   log(record: Record<string, unknown>): void;
+  /**
+   * Optional (http engine): remember `clientIp` on `backend` for persistence, as connect() does when it pins.
+   * The http engine calls it when a client's request goes out on a pooled keep-alive connection (no connect()
+   * happened), so the client's other ports (995) and other workers see the same server. Without it the
+   * deterministic first choice still agrees in the common case.
+   */
+  pin?(clientIp: string, backend: Backend): void;
+  /**
+   * Optional (http engine): true once the process drains (SIGTERM). Idle keep-alive client connections are
+   * then closed at once and busy ones after their current response, instead of waiting out the keep-alive
+   * timeout until the drain deadline.
+   */
+  readonly draining?: boolean;
 }
 
 /** Builds the handler for one listener; called again for every listener on each reload (a new closure

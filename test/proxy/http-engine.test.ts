@@ -214,6 +214,53 @@ describe("HTTP engine: keep-alive and persistence", () => {
     }
   });
 
+  test("a client served from the pool is pinned to that server, as connect() would pin it", async () => {
+    const r = await rig();
+    try {
+      const first = await new RawClient(r.port, VIP, "127.0.120.20").connected();
+      first.send(GET("/"));
+      await first.response();
+      first.close();
+      await waitFor(() => r.vip.logs.some((l) => l.event === "http-connection"));
+      const second = await new RawClient(r.port, VIP, "127.0.120.21").connected();
+      second.send(GET("/"));
+      await second.response();
+      expect(r.vip.connects).toBe(1); // the second client used the pooled connection
+      expect(r.vip.pins.get("127.0.120.21")).toBe("a");
+      second.close();
+    } finally {
+      await r.close();
+    }
+  });
+
+  test("when the process drains, an idle keep-alive connection closes at once and a busy one after its response", async () => {
+    const r = await rig({
+      origins: [
+        (p) =>
+          startOrigin("slow", A, p, (req, res) => {
+            if (req.url !== "/slow") return false;
+            setTimeout(() => res.end("late"), 300);
+            return true;
+          }),
+      ],
+    });
+    try {
+      const idle = await new RawClient(r.port, VIP).connected();
+      idle.send(GET("/"));
+      await idle.response();
+      const busy = await new RawClient(r.port, VIP).connected();
+      busy.send(GET("/slow"));
+      await new Promise((res) => setTimeout(res, 50));
+      r.vip.draining = true;
+      await idle.whenClosed(1000);
+      const res = await busy.response();
+      expect(res.body.toString()).toBe("late");
+      await busy.whenClosed(1000);
+    } finally {
+      await r.close();
+    }
+  });
+
   test("closes an idle keep-alive connection after httpKeepAliveMs", async () => {
     const r = await rig({ vs: { timeouts: { httpKeepAliveMs: 300 } } });
     try {

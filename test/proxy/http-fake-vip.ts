@@ -99,6 +99,10 @@ export class FakeVip implements VipRuntime {
   log(record: Record<string, unknown>): void {
     this.logs.push(record);
   }
+  draining = false;
+  pin(clientIp: string, backend: Backend): void {
+    this.pins.set(clientIp, backend.name);
+  }
 }
 
 /** The engine listening on address:port for `vip` (a net.Server with the core's options). */

@@ -84,6 +84,7 @@ function sameBackend(a: Backend, b: Backend): boolean {
 
 export class ClientConn implements HasDeadline, ServerOwner {
   deadline = 0;
+  idle: VipRuntime | null = null;
   private dl = Dl.None;
   private st = St.Head;
   private readonly head: HeadReader;
@@ -150,6 +151,7 @@ export class ClientConn implements HasDeadline, ServerOwner {
 
   private setDeadline(kind: Dl, ms: number): void {
     this.dl = kind;
+    this.idle = kind === Dl.Idle ? this.ctx.vip : null;
     this.deadline = kind === Dl.None ? 0 : Date.now() + ms;
   }
 
@@ -169,6 +171,11 @@ export class ClientConn implements HasDeadline, ServerOwner {
         this.destroy(this.reason || "closed");
         return;
     }
+  }
+
+  /** The process drains: an idle keep-alive connection closes now. */
+  onDrain(): void {
+    if (this.st === St.Head && this.dl === Dl.Idle) this.closeGracefully("draining");
   }
 
   // ---------------------------------------------------------------- client side
@@ -296,6 +303,7 @@ export class ClientConn implements HasDeadline, ServerOwner {
       const pooled = ctx.pool.take(backendKey(chosen, chosen.targetPort(ctx.port)), Date.now());
       if (pooled) {
         this.bind(pooled.backend);
+        ctx.vip.pin?.(this.addr, pooled.backend);
         this.send(pooled);
         return;
       }
@@ -558,7 +566,7 @@ export class ClientConn implements HasDeadline, ServerOwner {
       if (resp.keepAlive && !byClose && sc.usable) sc.reused = true;
       else this.detachServer(true);
     }
-    if (!req.keepAlive || !resp.keepAlive || byClose || this.clientEnded) {
+    if (!req.keepAlive || !resp.keepAlive || byClose || this.clientEnded || this.ctx.vip.draining) {
       this.closeGracefully("done");
       return;
     }

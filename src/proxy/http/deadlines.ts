@@ -8,6 +8,9 @@ export interface HasDeadline {
   /** Epoch ms; 0 = none. */
   deadline: number;
   onDeadline(now: number): void;
+  /** Set while the connection idles between requests: the VIP, to see when the process starts draining. */
+  idle: { readonly draining?: boolean } | null;
+  onDrain(): void;
 }
 
 export const SWEEP_MS = 100;
@@ -20,7 +23,7 @@ function sweep(): void {
     if (c.deadline !== 0 && c.deadline <= now) {
       c.deadline = 0;
       c.onDeadline(now);
-    }
+    } else if (c.idle !== null && c.idle.draining) c.onDrain();
   }
   if (watched.size === 0 && ticker) {
     clearInterval(ticker);
