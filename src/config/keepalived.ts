@@ -27,8 +27,9 @@ import { z } from "zod";
 import { ConfigError, fromZodIssues } from "./errors";
 import type { RuntimeConfig } from "./schema";
 
-/** Where the image installs the HA scripts (scripts/ha/ in the package). */
-export const HA_SCRIPT_DIR = "/usr/local/lib/ctera-lb/ha";
+/** Where the image installs the HA scripts (scripts/ha/ in the package; the image lives in /opt/ctera-lb). The
+ * directory and the scripts must be root-owned and not writable by others (enable_script_security). */
+export const HA_SCRIPT_DIR = "/opt/ctera-lb/ha";
 /** Where the notify script records the node's VRRP state (MASTER/BACKUP/FAULT/STOP and the time). */
 export const HA_STATE_FILE = "/run/ctera-lb/ha-state";
 
@@ -83,7 +84,13 @@ export const KeepalivedOptionsSchema = z
     vip: z
       .object({
         address: ipv4.describe("The floating client-facing address."),
-        prefixLength: z.number().int().min(1).max(32).describe("Prefix length the VIP is added with (the subnet's)."),
+        prefixLength: z
+          .number()
+          .int()
+          .min(1)
+          .max(32)
+          .default(32)
+          .describe("Prefix length the VIP is added with: 32 (as lb-network-setup adds it) needs no second subnet route."),
         interface: ifName.describe("The client-facing interface (eth1 in two-arm, eth0 in one-arm)."),
       })
       .strict(),

@@ -95,6 +95,18 @@ describe("keepalived.conf for the HA pair", () => {
     expect(b).toMatch(/priority 240/);
   });
 
+  test("adds the VIP as a /32 unless told the prefix", () => {
+    const { prefixLength: _p, ...vip } = base.vip;
+    expect(renderKeepalivedConfig({ ...base, vip })).toContain("notify master --vip 192.0.2.10/32 --dev eth1");
+  });
+
+  test("points the scripts at the image's /opt/ctera-lb/ha by default", () => {
+    const { scriptDir: _d, ...rest } = base;
+    const conf = renderKeepalivedConfig(rest);
+    expect(conf).toContain('script "/opt/ctera-lb/ha/check-proxy http://127.0.0.1:9090/healthz"');
+    expect(conf).toContain('notify_master "/opt/ctera-lb/ha/notify master');
+  });
+
   test("advertises every second", () => {
     expect(instanceLines(renderKeepalivedConfig(base))).toContain("advert_int 1");
   });

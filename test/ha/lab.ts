@@ -4,7 +4,7 @@
  * a bounded load through the VIP. Everything it starts it ends, by pid, and the namespaces are removed on
  * every path (also when jest is interrupted: an exit hook, and a reap of leftovers of dead runs at start).
  */
-import { ChildProcess, execFileSync, spawn } from "node:child_process";
+import { ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -79,7 +79,9 @@ export class HaLab {
         design: "ssl-on-portal",
         vip: VIP,
         realServers: PORTALS.map((p) => ({ name: p.name, address: p.address })),
-        virtualServices: { CTERA_Portal: { ports: [PORT], healthCheck: { type: "connect", port: PORT, intervalMs: 1000 } } },
+        // Patient Portal checks: the machine is shared, and a Portal server marked DOWN by a slow check would
+        // re-place its clients, which is not what these tests are about.
+        virtualServices: { CTERA_Portal: { ports: [PORT], healthCheck: { type: "connect", port: PORT, intervalMs: 2000, timeoutMs: 2000, fall: 3 } } },
         admin: { address: "127.0.0.1", port: 9090 },
         workers: 1,
         drainTimeoutMs: 500,
@@ -95,7 +97,7 @@ export class HaLab {
         vrrpInterface: "eth0",
         virtualRouterId: 51,
         authPass: "hatest01",
-        vip: { address: VIP, prefixLength: 24, interface: "eth1" },
+        vip: { address: VIP, interface: "eth1" }, // added as a /32, as on the VMs
         scriptDir: join(ROOT, "scripts", "ha"),
         ec2: null, // the EC2 move is tested against a stub in ec2-move-vip.test.ts
       },
@@ -196,7 +198,7 @@ export class HaLab {
   /** A node boots again: no VIP on it (addresses added by the notify script do not survive a reboot), links
    * up, proxy, then keepalived. */
   async restartNode(n: Node): Promise<void> {
-    if (this.hasVip(n)) execFileSync("ip", ["-n", this.ns(n), "addr", "del", `${VIP}/24`, "dev", "eth1"]);
+    if (this.hasVip(n)) execFileSync("ip", ["-n", this.ns(n), "addr", "del", `${VIP}/32`, "dev", "eth1"]);
     rmSync(join(this.dir, n, "ha-state"), { force: true });
     for (const dev of ["eth0", "eth1"]) execFileSync("ip", ["-n", this.ns(n), "link", "set", dev, "up"]);
     if (!this.procs.has(`${n}-proxy`)) this.startProxy(n);
@@ -222,23 +224,40 @@ export class HaLab {
     return r.results.map((x) => ({ ...x, start: r.t0 + x.start, end: r.t0 + x.end }));
   }
 
-  /** One request through the VIP from each client address, one after the other (10 s each at most):
+  /** One request through the VIP from each client address (all at once, 10 s each at most):
    * client address → the server that answered, or "failed: <reason>". */
-  probe(): Map<string, string> {
-    const out = new Map<string, string>();
-    for (const src of CLIENT_SOURCES) {
-      try {
-        const body = execFileSync(
+  async probe(): Promise<Map<string, string>> {
+    const one = (src: string) =>
+      new Promise<[string, string]>((done) => {
+        execFile(
           "ip",
           ["netns", "exec", this.ns("client"), "curl", "-sS", "--max-time", "10", "--interface", src, `http://${VIP}:${PORT}/`],
-          { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
+          { encoding: "utf8" },
+          (err, stdout, stderr) => {
+            if (err) return done([src, `failed: ${stderr.trim() || err.message}`]);
+            try {
+              done([src, (JSON.parse(stdout) as { server: string }).server]);
+            } catch {
+              done([src, `failed: bad answer ${stdout.slice(0, 100)}`]);
+            }
+          },
         );
-        out.set(src, (JSON.parse(body) as { server: string }).server);
-      } catch (e) {
-        out.set(src, `failed: ${String((e as { stderr?: string }).stderr ?? e).trim()}`);
-      }
-    }
-    return out;
+      });
+    return new Map(await Promise.all(CLIENT_SOURCES.map(one)));
+  }
+
+  /** The notify script's transitions on `n` (its notify.log lines without the ARP ones). */
+  transitions(n: Node): string[] {
+    const f = join(this.dir, n, "notify.log");
+    return existsSync(f) ? readFileSync(f, "utf8").split("\n").filter((l) => /^\S+ (MASTER|BACKUP|FAULT|STOP):/.test(l)) : [];
+  }
+
+  /** When the notify script last made `n` MASTER (ms since the epoch; its notify.log), or NaN. */
+  becameMaster(n: Node): number {
+    const f = join(this.dir, n, "notify.log");
+    if (!existsSync(f)) return NaN;
+    const lines = readFileSync(f, "utf8").split("\n").filter((l) => / MASTER: /.test(l));
+    return lines.length ? Date.parse(lines[lines.length - 1].split(" ")[0]) : NaN;
   }
 
   logTails(): string {
