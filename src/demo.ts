@@ -120,9 +120,11 @@ export async function demoCommand(_args: string[], out: Out): Promise<number> {
       (failed ? `; ${failed} connections failed` : "; no connection failed"));
     say();
 
-    await new Promise((r) => setImmediate(r)); // the last log lines are written on the next turn
     const st = proxy.status().virtualServices as { totalConnections: number; bytesIn: number; bytesOut: number; persistence: { entries: number } }[];
-    const conns = logs.join("").split("\n").filter((l) => l.includes('"event":"connection"')).length;
+    // A connection's log line is written once both of its sockets have closed: give the last ones a moment.
+    const logged = () => logs.join("").split("\n").filter((l) => l.includes('"event":"connection"')).length;
+    await waitUntil(() => logged() >= st[0].totalConnections, 1000);
+    const conns = logged();
     say(`Summary: ${st[0].totalConnections} connections proxied, ${st[0].bytesIn} bytes in, ${st[0].bytesOut} bytes out, ` +
       `${st[0].persistence.entries} persistence entries, ${conns} JSON log lines for closed connections.`);
     say(`Server states now: ${serverStates(proxy).map((s) => `${s.name} ${s.state}`).join(", ")}`);
