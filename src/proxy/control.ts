@@ -47,6 +47,8 @@ export class Control {
   private readonly servers = new Map<string, ServerStatus>();
   private readonly health: HealthManager;
   draining = false;
+  /** True until the data plane listens (cluster: every worker is ready); /healthz answers 503 meanwhile. */
+  starting = false;
 
   constructor(
     config: RuntimeConfig,

@@ -97,6 +97,7 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
     persistenceEntries: (vip) => pins.get(vip)?.size,
     workers: () => live.size,
   });
+  control.starting = true;
   let admin: AdminServer;
   try {
     admin = await startAdminServer(control, cfg.admin);
@@ -132,6 +133,7 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
         case "ready":
           if (!started && ++readyCount === count) {
             started = true;
+            control.starting = false;
             log.write({ event: "started", workers: count, vips: cfg.virtualServices.map((v) => v.name), admin: `${admin.address}:${admin.port}` });
           }
           break;

@@ -66,7 +66,9 @@ export function adminHandler(control: Control) {
         case "/":
           return send(res, 200, statusPageHtml(), { "content-type": "text/html; charset=utf-8", "content-security-policy": CSP, "x-frame-options": "DENY", "referrer-policy": "no-referrer" });
         case "/healthz":
-          return control.draining ? send(res, 503, { ok: false, draining: true }) : send(res, 200, { ok: true });
+          if (control.draining) return send(res, 503, { ok: false, draining: true });
+          if (control.starting) return send(res, 503, { ok: false, starting: true });
+          return send(res, 200, { ok: true });
         case "/api/status":
           return send(res, 200, control.status());
         case "/metrics":
