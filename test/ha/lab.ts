@@ -81,7 +81,7 @@ export class HaLab {
         realServers: PORTALS.map((p) => ({ name: p.name, address: p.address })),
         // Patient Portal checks: the machine is shared, and a Portal server marked DOWN by a slow check would
         // re-place its clients, which is not what these tests are about.
-        virtualServices: { CTERA_Portal: { ports: [PORT], healthCheck: { type: "connect", port: PORT, intervalMs: 2000, timeoutMs: 2000, fall: 3 } } },
+        virtualServices: { CTERA_Portal: { ports: [PORT], healthCheck: { type: "connect", port: PORT, intervalMs: 2000, timeoutMs: 1500, fall: 3 } } },
         admin: { address: "127.0.0.1", port: 9090 },
         workers: 1,
         drainTimeoutMs: 500,
@@ -111,11 +111,9 @@ export class HaLab {
     }
   }
 
-  /** `ctera-lb serve` of this checkout; until serve is wired, the same core through startProxy (run-proxy.js). */
+  /** `ctera-lb serve` of this checkout (primary + one worker). */
   startProxy(n: Node): void {
-    const serveReady = !readFileSync(join(ROOT, "dist", "src", "proxy", "main.js"), "utf8").includes("not built yet");
-    const cmd = serveReady ? [join(ROOT, "bin", "ctera-lb"), "serve"] : [join(__dirname, "run-proxy.js")];
-    this.spawn(n, `${n}-proxy`, [process.execPath, ...cmd, "--config", join(this.dir, n, "config.json")]);
+    this.spawn(n, `${n}-proxy`, [process.execPath, join(ROOT, "bin", "ctera-lb"), "serve", "--config", join(this.dir, n, "config.json")]);
   }
 
   /** keepalived in the foreground, VRRP only, with pid files of its own (never the default /run paths). */
