@@ -518,7 +518,7 @@ async function main() {
             runs: runs.map(({ raw, ...r }) => r),
             ...(fail ? { someRoundsFailed: fail } : {}),
           }
-        : { failed: fail ?? "not run", ...(all.includes(s) ? {} : { notRun: true }) };
+        : { failed: fail ?? "not run", ...(all.some((x) => x.id === s.id) ? {} : { notRun: true }) };
     }
     summary[s.id] = row;
   }
