@@ -21,6 +21,7 @@ const OBJECT_KEYS = [
   "http",
   "virtualServices",
   "admin",
+  "highAvailability",
 ] as const;
 const STRING_KEYS = ["design", "instanceType", "ami", "vipAddress", "sourceAddress", "balance"] as const;
 const NUMBER_KEYS = ["workers", "drainTimeoutMs"] as const;

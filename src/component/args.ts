@@ -86,6 +86,19 @@ export const ComponentArgsSchema = z
     publicVip: z.boolean().optional().describe("Associate an Elastic IP with the VIP."),
     vipAddress: ipv4.optional().describe("A fixed private IPv4 for the VIP in the client subnet; omitted: AWS picks one."),
     tags: z.record(z.string(), z.string()).optional(),
+    highAvailability: z
+      .union([
+        z.boolean(),
+        z
+          .object({
+            virtualRouterId: z.number().int().min(1).max(255).optional().describe("VRRP virtual_router_id; omitted: derived from the deployment name."),
+            advertIntSeconds: z.number().int().min(1).max(255).optional().describe("VRRP advert interval (whole seconds, default 1)."),
+            preempt: z.boolean().optional().describe("Default false: a node that comes back stays BACKUP."),
+          })
+          .strict(),
+      ])
+      .optional()
+      .describe("Two load balancer VMs in the same subnets with a floating VIP (keepalived, unicast VRRP)."),
   })
   .strict();
 
@@ -119,6 +132,8 @@ export interface CteraPortalLoadBalancerArgs extends Settings {
   /** Fixed private VIP; omitted: AWS assigns one in the client subnet. */
   vipAddress?: string;
   tags?: Record<string, string>;
+  /** Two VMs (same subnets) and a floating VIP moved by keepalived; true or VRRP settings. Default off. */
+  highAvailability?: boolean | { virtualRouterId?: number; advertIntSeconds?: number; preempt?: boolean };
 }
 
 export type ParsedArgs = z.output<typeof ComponentArgsSchema>;

@@ -21,7 +21,7 @@ import * as crypto from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import * as command from "@pulumi/command";
-import { ConfigError, RenderInputs, RuntimeConfig, checkTlsPair, render } from "../config";
+import { ConfigError, RenderInputs, RuntimeConfig, checkTlsPair, render, renderKeepalivedConfig } from "../config";
 import { CteraPortalLoadBalancerArgs, ParsedArgs, parseComponentArgs } from "./args";
 import { SSM_MANAGED_POLICY_ARN_SUFFIX, assumeRolePolicy, instancePolicy } from "./policy";
 import { TrafficModel, deriveTraffic, hostCidr } from "./traffic";
@@ -284,6 +284,7 @@ export class CteraPortalLoadBalancer extends pulumi.ComponentResource {
         .apply(([ips, primary]) => (ips ?? []).find((ip) => ip !== primary) ?? ips?.[0] ?? primary);
     }
     let publicVip: pulumi.Output<string | undefined> = pulumi.output(undefined);
+    let eipAllocationId: pulumi.Output<string> | undefined;
     if (a.publicVip) {
       const eip = new aws.ec2.Eip(`${name}-vip-eip`, { domain: "vpc", tags: { ...tags, Name: `${name}-vip` } }, parent);
       // Associated with the VIP (a private address); when the VIP is reassigned, the association moves with it.
@@ -293,6 +294,7 @@ export class CteraPortalLoadBalancer extends pulumi.ComponentResource {
         { parent: eip, ignoreChanges: ["networkInterfaceId", "instanceId"] },
       );
       publicVip = eip.publicIp;
+      eipAllocationId = eip.allocationId;
     }
 
     // --- config --------------------------------------------------------------------------------------
@@ -303,6 +305,97 @@ export class CteraPortalLoadBalancer extends pulumi.ComponentResource {
       { parent: bucket, dependsOn: bucketReady },
     );
 
+    // --- the VMs' network interfaces --------------------------------------------------------------------
+    // One VM, or two with highAvailability. Both nodes take the SAME subnets (the one network arg): the VIP
+    // is a secondary private IP, and AWS moves a secondary IP only between ENIs of one subnet.
+    const ha = a.highAvailability ? (a.highAvailability === true ? {} : a.highAvailability) : undefined;
+    const nodeCount = ha ? 2 : 1;
+    // A new image hash replaces a VM together with its interfaces, create-before-delete: the new VM's ENIs
+    // and instance exist before the old ones go; the VM (or, with HA, keepalived's MASTER) claims the VIP.
+    const generation = { replacementTrigger: imageHash };
+    const nodes = Array.from({ length: nodeCount }, (_, i) => {
+      const vmName = `${name}-vm-${i}`;
+      const eth0 = new aws.ec2.NetworkInterface(
+        `${vmName}-eth0`,
+        {
+          subnetId: internalSubnet,
+          securityGroups: [internalSg.id],
+          description: `ctera-lb ${deployment}: ${twoArm ? "internal arm (toward the Portal servers)" : "one-arm: clients, Portal servers, admin"}`,
+          tags: { ...tags, Name: `${vmName}-eth0` },
+        },
+        { parent: this, ...generation, ignoreChanges: ["privateIps", "privateIpsCount"] },
+      );
+      const eth1 = twoArm
+        ? new aws.ec2.NetworkInterface(
+            `${vmName}-eth1`,
+            {
+              subnetId: clientSubnet,
+              securityGroups: [clientSg.id],
+              description: `ctera-lb ${deployment}: client-facing arm (the VIP lives here)`,
+              tags: { ...tags, Name: `${vmName}-eth1` },
+            },
+            { parent: this, ...generation, ignoreChanges: ["privateIps", "privateIpsCount"] },
+          )
+        : undefined;
+      return { vmName, node: `vm-${i}`, eth0, eth1, clientEni: eth1 ?? eth0 };
+    });
+
+    // --- high availability: VRRP between the pair only, keepalived.conf per node ---------------------------
+    const haObjects: aws.s3.BucketObjectv2[] = [];
+    if (ha) {
+      // Checked now with stand-in addresses, so a bad VRRP setting fails construction, not the deployment.
+      renderHaPair(name, deployment, ha, {
+        nodes: [
+          { name: `${name}-vm-0`, address: "192.0.2.10" },
+          { name: `${name}-vm-1`, address: "192.0.2.11" },
+        ],
+        enis: ["eni-00000000000000000", "eni-00000000000000001"],
+        vip: PLACEHOLDER_VIP,
+        vipInterface: twoArm ? "eth1" : "eth0",
+        region: "eu-west-1",
+        adminPort: this.traffic.adminPort,
+      });
+      for (const n of nodes) {
+        const cidr = pulumi.interpolate`${n.eth0.privateIp}/32`;
+        // IP protocol 112 (VRRP), only from and to the two nodes' internal addresses.
+        new aws.vpc.SecurityGroupIngressRule(
+          `${name}-vrrp-from-${n.node}`,
+          { securityGroupId: internalSg.id, ipProtocol: "112", cidrIpv4: cidr, description: `VRRP from ${n.vmName}`, tags: ruleTags },
+          { parent: internalSg },
+        );
+        new aws.vpc.SecurityGroupEgressRule(
+          `${name}-vrrp-to-${n.node}`,
+          { securityGroupId: internalSg.id, ipProtocol: "112", cidrIpv4: cidr, description: `VRRP to ${n.vmName}`, tags: ruleTags },
+          { parent: internalSg },
+        );
+      }
+      const rendered = pulumi
+        .all([nodes[0].eth0.privateIp, nodes[1].eth0.privateIp, nodes[0].clientEni.id, nodes[1].clientEni.id, vipAddress, region, eipAllocationId ?? ""])
+        .apply(([ip0, ip1, eni0, eni1, vip, reg, alloc]) =>
+          renderHaPair(name, deployment, ha, {
+            nodes: [
+              { name: `${name}-vm-0`, address: ip0 },
+              { name: `${name}-vm-1`, address: ip1 },
+            ],
+            enis: [eni0, eni1],
+            vip,
+            vipInterface: twoArm ? "eth1" : "eth0",
+            region: reg,
+            allocationId: alloc || undefined,
+            adminPort: this.traffic.adminPort,
+          }),
+        );
+      nodes.forEach((n, i) => {
+        haObjects.push(
+          new aws.s3.BucketObjectv2(
+            `${name}-ha-${n.node}`,
+            { bucket: bucket.id, key: `ha/${n.node}/keepalived.conf`, content: rendered.apply((r) => r[i]), contentType: "text/plain", tags },
+            { parent: bucket, dependsOn: bucketReady },
+          ),
+        );
+      });
+    }
+
     // --- IAM -----------------------------------------------------------------------------------------
     const role = new aws.iam.Role(
       `${name}-role`,
@@ -310,20 +403,31 @@ export class CteraPortalLoadBalancer extends pulumi.ComponentResource {
       parent,
     );
     const objectArn = (key: pulumi.Input<string>) => pulumi.interpolate`${bucket.arn}/${key}`;
+    const eniArns = nodes.map((n) => pulumi.interpolate`arn:${partition}:ec2:${region}:${identity.accountId}:network-interface/${n.clientEni.id}`);
+    const eipArn = eipAllocationId && ha ? pulumi.interpolate`arn:${partition}:ec2:${region}:${identity.accountId}:elastic-ip/${eipAllocationId}` : undefined;
     new aws.iam.RolePolicy(
       `${name}-role-policy`,
       {
         role: role.id,
         policy: pulumi
-          .all([objectArn(imageObject.key), objectArn(configObject.key), tlsSecretArn ?? "", region, identity.accountId, partition])
-          .apply(([imageArn, configArn, secretArn, reg, account, part]) =>
+          .all([
+            objectArn(imageObject.key),
+            objectArn(configObject.key),
+            pulumi.all(haObjects.map((o) => objectArn(o.key))),
+            tlsSecretArn ?? "",
+            pulumi.all(eniArns),
+            eipArn ?? "",
+          ])
+          .apply(([imageArn, configArn, haArns, secretArn, enis, eip]) =>
             JSON.stringify(
               instancePolicy({
                 imageObjectArn: imageArn,
                 configObjectArn: configArn,
+                extraObjectArns: haArns,
                 tlsSecretArn: secretArn || undefined,
                 deploymentTag: { key: DEPLOYMENT_TAG, value: deployment },
-                networkInterfaceArnPattern: `arn:${part}:ec2:${reg}:${account}:network-interface/*`,
+                networkInterfaceArns: enis,
+                elasticIpArn: eip || undefined,
               }),
             ),
           ),
@@ -337,81 +441,61 @@ export class CteraPortalLoadBalancer extends pulumi.ComponentResource {
     );
     const profile = new aws.iam.InstanceProfile(`${name}-profile`, { role: role.name, tags }, { parent: role });
 
-    // --- the VM --------------------------------------------------------------------------------------
+    // --- the VMs -------------------------------------------------------------------------------------
     const instanceType = a.instanceType ?? "t3.small";
     const ami = a.ami ?? defaultAmi(instanceType, parent);
-    const userData = pulumi
-      .all([region, bucket.bucket, imageKey, imageHash, tlsSecretArn ?? "", vipAddress])
-      .apply(([reg, bucketName, key, sha, secretArn, vip]) =>
-        renderUserData({
-          region: reg,
-          bucket: bucketName,
-          imageKey: key,
-          imageSha256: sha,
-          configKey: CONFIG_OBJECT_KEY,
-          tlsSecretArn: secretArn || undefined,
-          layout: a.network.layout,
-          clientInterface: twoArm ? "eth1" : "eth0",
-          internalInterface: "eth0",
-          vip,
-          deployment,
-        }),
-      );
-    const vmName = `${name}-vm-0`;
-    // A new image hash replaces the VM together with its interfaces, create-before-delete: the new VM's
-    // ENIs and instance exist before the old ones go; the VM claims the VIP when it boots.
-    const generation = { replacementTrigger: imageHash };
-    const eth0 = new aws.ec2.NetworkInterface(
-      `${vmName}-eth0`,
-      {
-        subnetId: internalSubnet,
-        securityGroups: [internalSg.id],
-        description: `ctera-lb ${deployment}: ${twoArm ? "internal arm (toward the Portal servers)" : "one-arm: clients, Portal servers, admin"}`,
-        tags: { ...tags, Name: `${vmName}-eth0` },
-      },
-      { parent: this, ...generation, ignoreChanges: ["privateIps", "privateIpsCount"] },
-    );
-    const instance = new aws.ec2.Instance(
-      vmName,
-      {
-        ami,
-        instanceType,
-        primaryNetworkInterface: { networkInterfaceId: eth0.id },
-        iamInstanceProfile: profile.name,
-        userData,
-        // A changed user data means a new image: replace (create-before-delete) instead of stop/start.
-        userDataReplaceOnChange: true,
-        metadataOptions: {
-          httpEndpoint: "enabled",
-          httpTokens: "required",
-          // 1 hop: the boot script, the poller and the aws CLI run on the host, not in containers.
-          httpPutResponseHopLimit: 1,
-          instanceMetadataTags: "disabled",
-        },
-        rootBlockDevice: { encrypted: true, volumeType: "gp3", volumeSize: 8, deleteOnTermination: true, tags },
-        monitoring: false,
-        tags: { ...tags, Name: vmName },
-      },
-      { parent: this, dependsOn: [configObject], ...(a.ami ? {} : { ignoreChanges: ["ami"] }) },
-    );
-    const instances = [instance];
-    if (a.network.layout === "two-arm") {
-      const eth1 = new aws.ec2.NetworkInterface(
-        `${vmName}-eth1`,
+    const instances = nodes.map((n) => {
+      const userData = pulumi
+        .all([region, bucket.bucket, imageKey, imageHash, tlsSecretArn ?? "", vipAddress])
+        .apply(([reg, bucketName, key, sha, secretArn, vip]) =>
+          renderUserData({
+            region: reg,
+            bucket: bucketName,
+            imageKey: key,
+            imageSha256: sha,
+            configKey: CONFIG_OBJECT_KEY,
+            tlsSecretArn: secretArn || undefined,
+            layout: a.network.layout,
+            clientInterface: twoArm ? "eth1" : "eth0",
+            internalInterface: "eth0",
+            vip,
+            deployment,
+            ...(ha ? { haNode: n.node, haConfigKey: `ha/${n.node}/keepalived.conf` } : {}),
+          }),
+        );
+      const instance = new aws.ec2.Instance(
+        n.vmName,
         {
-          subnetId: a.network.externalSubnetId,
-          securityGroups: [clientSg.id],
-          description: `ctera-lb ${deployment}: client-facing arm (the VIP lives here)`,
-          tags: { ...tags, Name: `${vmName}-eth1` },
+          ami,
+          instanceType,
+          primaryNetworkInterface: { networkInterfaceId: n.eth0.id },
+          iamInstanceProfile: profile.name,
+          userData,
+          // A changed user data means a new image: replace (create-before-delete) instead of stop/start.
+          userDataReplaceOnChange: true,
+          metadataOptions: {
+            httpEndpoint: "enabled",
+            httpTokens: "required",
+            // 1 hop: the boot script, the poller and the aws CLI run on the host, not in containers.
+            httpPutResponseHopLimit: 1,
+            instanceMetadataTags: "disabled",
+          },
+          rootBlockDevice: { encrypted: true, volumeType: "gp3", volumeSize: 8, deleteOnTermination: true, tags },
+          monitoring: false,
+          tags: { ...tags, Name: n.vmName },
         },
-        { parent: this, ...generation, ignoreChanges: ["privateIps", "privateIpsCount"] },
+        { parent: this, dependsOn: [configObject, ...haObjects], ...(a.ami ? {} : { ignoreChanges: ["ami"] }) },
       );
-      new aws.ec2.NetworkInterfaceAttachment(
-        `${vmName}-eth1-attach`,
-        { instanceId: instance.id, networkInterfaceId: eth1.id, deviceIndex: 1 },
-        { parent: eth1, ...generation },
-      );
-    }
+      if (n.eth1) {
+        new aws.ec2.NetworkInterfaceAttachment(
+          `${n.vmName}-eth1-attach`,
+          { instanceId: instance.id, networkInterfaceId: n.eth1.id, deviceIndex: 1 },
+          { parent: n.eth1, ...generation },
+        );
+      }
+      return instance;
+    });
+    const instance = instances[0];
 
     this.vipAddress = vipAddress;
     this.publicVip = publicVip;
@@ -449,6 +533,46 @@ export function renderConfig(name: string, a: ParsedArgs, vip: string): RuntimeC
     return render(inputs, { checkFiles: false });
   } catch (e) {
     if (e instanceof ConfigError) throw new ConfigError(e.issues, `CteraPortalLoadBalancer '${name}' args`);
+    throw e;
+  }
+}
+
+/** Both nodes' keepalived.conf, from the shared typed renderer (src/config/keepalived.ts). */
+export function renderHaPair(
+  name: string,
+  deployment: string,
+  ha: { virtualRouterId?: number; advertIntSeconds?: number; preempt?: boolean },
+  p: {
+    nodes: [{ name: string; address: string }, { name: string; address: string }];
+    enis: [string, string];
+    vip: string;
+    vipInterface: "eth0" | "eth1";
+    region: string;
+    allocationId?: string;
+    adminPort: number;
+  },
+): [string, string] {
+  // Not a secret: VRRP PASS travels in clear text in every advert; it only keeps a stray VRRP speaker out.
+  // The boundary is the security group (protocol 112 between the pair only) and check_unicast_src.
+  const digest = crypto.createHash("sha256").update(deployment).digest();
+  try {
+    const node = (i: 0 | 1) =>
+      renderKeepalivedConfig({
+        self: { ...p.nodes[i], priority: i === 0 ? 200 : 100 },
+        peer: { ...p.nodes[1 - i], priority: i === 0 ? 100 : 200 },
+        vrrpInterface: "eth0",
+        virtualRouterId: ha.virtualRouterId ?? (digest[0] % 255) + 1,
+        authPass: digest.toString("hex").slice(0, 8),
+        ...(ha.advertIntSeconds !== undefined ? { advertIntSeconds: ha.advertIntSeconds } : {}),
+        ...(ha.preempt !== undefined ? { preempt: ha.preempt } : {}),
+        vip: { address: p.vip, interface: p.vipInterface },
+        // The config poller binds the admin API to the node's internal address; the track script asks there.
+        admin: { address: p.nodes[i].address, port: p.adminPort },
+        ec2: { networkInterfaceId: p.enis[i], ...(p.allocationId ? { allocationId: p.allocationId } : {}), region: p.region },
+      });
+    return [node(0), node(1)];
+  } catch (e) {
+    if (e instanceof ConfigError) throw new ConfigError(e.issues.map((i) => ({ ...i, path: `highAvailability.${i.path}` })), `CteraPortalLoadBalancer '${name}' args`);
     throw e;
   }
 }

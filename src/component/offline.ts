@@ -76,6 +76,12 @@ export interface OfflineOptions {
 
 export const FAKE_IMAGE_HASH = "0".repeat(63) + "1";
 
+/** AWS-shaped ids for the mocked resources that have a well-known id format (stable per name). */
+export function mockAwsId(prefix: "eni" | "eipalloc", name: string): string {
+  const { createHash } = require("node:crypto") as typeof import("node:crypto");
+  return `${prefix}-${createHash("sha256").update(name).digest("hex").slice(0, 17)}`;
+}
+
 let addressCounter = 0;
 function nextAddress(subnetId: unknown): string {
   // Documentation-style private data: 10.0.<subnet-derived>.<n>; never a connection target.
@@ -98,7 +104,7 @@ export async function runOffline<T>(program: () => T, o: OfflineOptions = {}): P
     {
       newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, unknown> } {
         const inputs = args.inputs as Record<string, unknown>;
-        const id = `${args.name}-id`;
+        const id = args.type === "aws:ec2/networkInterface:NetworkInterface" ? mockAwsId("eni", args.name) : `${args.name}-id`;
         const state: Record<string, unknown> = { ...inputs };
         switch (args.type) {
           case "command:local:Command": {
@@ -131,7 +137,7 @@ export async function runOffline<T>(program: () => T, o: OfflineOptions = {}): P
             Object.assign(state, { privateIp: nextAddress("instance"), arn: `arn:aws:ec2:${region}:${account}:instance/${id}` });
             break;
           case "aws:ec2/eip:Eip":
-            Object.assign(state, { publicIp: "198.51.100.7", allocationId: `eipalloc-${args.name}` });
+            Object.assign(state, { publicIp: "198.51.100.7", allocationId: mockAwsId("eipalloc", args.name) });
             break;
           case "aws:ec2/securityGroup:SecurityGroup":
             Object.assign(state, { arn: `arn:aws:ec2:${region}:${account}:security-group/${id}` });

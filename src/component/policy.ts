@@ -35,23 +35,38 @@ export interface InstancePolicyInputs {
   tlsSecretArn?: string;
   /** The deployment tag (key=value) every ENI of this deployment carries; scopes the VIP claim. */
   deploymentTag: { key: string; value: string };
-  /** ARN prefix for ENIs of the region/account, e.g. arn:aws:ec2:eu-west-1:123456789012:network-interface/*. */
-  networkInterfaceArnPattern: string;
+  /** The client-facing ENIs of this deployment's VM(s): the only ENIs the VIP may be moved onto. */
+  networkInterfaceArns: string[];
+  /** additional objects the VMs read (HA: each node's keepalived.conf). */
+  extraObjectArns?: string[];
+  /** publicVip with highAvailability: the Elastic IP the new MASTER re-associates. */
+  elasticIpArn?: string;
 }
 
 export function instancePolicy(p: InstancePolicyInputs): PolicyDocument {
   const statements: PolicyStatement[] = [
-    { Sid: "ReadImageAndConfig", Effect: "Allow", Action: ["s3:GetObject"], Resource: [p.imageObjectArn, p.configObjectArn] },
+    { Sid: "ReadImageAndConfig", Effect: "Allow", Action: ["s3:GetObject"], Resource: [p.imageObjectArn, p.configObjectArn, ...(p.extraObjectArns ?? [])] },
   ];
   if (p.tlsSecretArn) {
     statements.push({ Sid: "ReadTlsSecret", Effect: "Allow", Action: ["secretsmanager:GetSecretValue"], Resource: [p.tlsSecretArn] });
   }
+  // Exact ENI ARNs and, in case an ARN list is ever widened, the deployment tag as well.
+  const ownTag = { StringEquals: { [`aws:ResourceTag/${p.deploymentTag.key}`]: p.deploymentTag.value } };
   statements.push({
     Sid: "ClaimVipOnOwnEnis",
     Effect: "Allow",
     Action: ["ec2:AssignPrivateIpAddresses"],
-    Resource: [p.networkInterfaceArnPattern],
-    Condition: { StringEquals: { [`aws:ResourceTag/${p.deploymentTag.key}`]: p.deploymentTag.value } },
+    Resource: p.networkInterfaceArns,
+    Condition: ownTag,
   });
+  if (p.elasticIpArn) {
+    statements.push({
+      Sid: "MoveElasticIpWithVip",
+      Effect: "Allow",
+      Action: ["ec2:AssociateAddress"],
+      Resource: [p.elasticIpArn, ...p.networkInterfaceArns],
+      Condition: ownTag,
+    });
+  }
   return { Version: "2012-10-17", Statement: statements };
 }

@@ -22,6 +22,9 @@ export interface BootParams {
   internalInterface: "eth0";
   vip: string;
   deployment: string;
+  /** highAvailability: this node's name (vm-0, vm-1) and its keepalived.conf object; keepalived moves the VIP. */
+  haNode?: string;
+  haConfigKey?: string;
 }
 
 const SAFE = /^[A-Za-z0-9_.:/@+=,-]*$/;
@@ -46,6 +49,8 @@ export function renderUserData(p: BootParams): string {
     ["CTERA_LB_INTERNAL_IF", p.internalInterface],
     ["CTERA_LB_VIP", p.vip],
     ["CTERA_LB_DEPLOYMENT", p.deployment],
+    ["CTERA_LB_HA_NODE", p.haNode ?? ""],
+    ["CTERA_LB_HA_CONFIG_KEY", p.haConfigKey ?? ""],
   ];
   const envLines = env.map(([k, v]) => `${k}=${q(k, v)}`).join("\n");
   return `#!/bin/bash

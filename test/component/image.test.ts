@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
@@ -25,11 +25,12 @@ describe("the proxy image (scripts/build-image)", () => {
   test("holds the bundle, the scripts and the systemd units, owned by 0:0 with mtime 0", () => {
     const listing = execFileSync("tar", ["-tvzf", join(ROOT, first.file)], { encoding: "utf8" }).trim().split("\n");
     const names = listing.map((l) => l.split(/\s+/).pop()).sort();
+    const ha = readdirSync(join(ROOT, "scripts/ha")).map((f) => `./ha/${f}`);
     expect(names).toEqual([
-      "./", "./MANIFEST", "./bin/", "./bin/ctera-lb", "./lib/", "./lib/ctera-lb.js", "./sbin/", "./sbin/ctera-lb-boot",
+      "./", "./MANIFEST", "./bin/", "./bin/ctera-lb", "./ha/", ...ha, "./lib/", "./lib/ctera-lb.js", "./sbin/", "./sbin/ctera-lb-boot",
       "./sbin/ctera-lb-config-sync", "./sbin/lb-network-setup", "./systemd/", "./systemd/ctera-lb-config-sync.service",
       "./systemd/ctera-lb-config-sync.timer", "./systemd/ctera-lb.service",
-    ]);
+    ].sort());
     for (const l of listing) expect(l).toMatch(/ 0\/0 .* 1970-01-01 00:00 /);
   });
 

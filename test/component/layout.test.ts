@@ -1,5 +1,5 @@
 import { CteraPortalLoadBalancer } from "../../src/component";
-import { runOffline } from "../../src/component/offline";
+import { mockAwsId, runOffline } from "../../src/component/offline";
 import { of, one, oneArm, twoArm } from "./fixtures";
 
 const ENI = "aws:ec2/networkInterface:NetworkInterface";
@@ -17,7 +17,7 @@ describe("network layouts", () => {
     expect(vmEnis[0].inputs.subnetId).toBe("subnet-0aaaaaaaaaaaaaaa1");
     expect(of(resources, ATTACH)).toHaveLength(0);
     const vm = one(resources, INSTANCE);
-    expect(vm.inputs.primaryNetworkInterface).toEqual({ networkInterfaceId: "lb-vm-0-eth0-id" });
+    expect(vm.inputs.primaryNetworkInterface).toEqual({ networkInterfaceId: `${mockAwsId("eni", "lb-vm-0-eth0")}` });
     // The VIP: a secondary private IP reserved in the client subnet, claimed by the VM on its eth0.
     const holder = one(resources, ENI, "lb-vip");
     expect(holder.inputs.subnetId).toBe("subnet-0aaaaaaaaaaaaaaa1");
@@ -37,9 +37,9 @@ describe("network layouts", () => {
     expect(eth0.inputs.subnetId).toBe("subnet-0aaaaaaaaaaaaaaa1");
     expect(eth1.inputs.subnetId).toBe("subnet-0bbbbbbbbbbbbbbb2");
     const vm = one(resources, INSTANCE);
-    expect(vm.inputs.primaryNetworkInterface).toEqual({ networkInterfaceId: "lb-vm-0-eth0-id" });
+    expect(vm.inputs.primaryNetworkInterface).toEqual({ networkInterfaceId: `${mockAwsId("eni", "lb-vm-0-eth0")}` });
     const attach = one(resources, ATTACH);
-    expect(attach.inputs).toMatchObject({ networkInterfaceId: "lb-vm-0-eth1-id", instanceId: "lb-vm-0-id", deviceIndex: 1 });
+    expect(attach.inputs).toMatchObject({ networkInterfaceId: `${mockAwsId("eni", "lb-vm-0-eth1")}`, instanceId: "lb-vm-0-id", deviceIndex: 1 });
     // The VIP is reserved in the EXTERNAL subnet and claimed on eth1.
     expect(one(resources, ENI, "lb-vip").inputs.subnetId).toBe("subnet-0bbbbbbbbbbbbbbb2");
     expect(String(vm.inputs.userData)).toContain(`CTERA_LB_CLIENT_IF='eth1'`);

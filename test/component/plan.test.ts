@@ -12,21 +12,21 @@ import type { StackPlan } from "../../src/plan";
 const STACKS = join(__dirname, "..", "..", "stacks");
 const count = (p: StackPlan, type: string) => p.resources.filter((r) => r.type === type).length;
 const ingressPorts = (p: StackPlan) =>
-  [...new Set(p.resources.filter((r) => r.type === "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule" && !String(r.name).includes("-admin-")).map((r) => r.inputs.fromPort as number))].sort((a, b) => a - b);
+  [...new Set(p.resources.filter((r) => r.type === "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule" && !/-(admin|vrrp)-/.test(String(r.name))).map((r) => r.inputs.fromPort as number))].sort((a, b) => a - b);
 
 describe("ctera-lb plan", () => {
-  test("ssl-on-portal: one-arm, one VM with one ENI, a TCP VIP on 443/995/8443", async () => {
+  test("ssl-on-portal: one-arm, an HA pair of VMs with one ENI each, a TCP VIP on 443/995/8443", async () => {
     const p = await planStack("ssl-on-portal", { buildImage: false });
     expect(count(p, "ctera-portal-lb:index:CteraPortalLoadBalancer")).toBe(1);
-    expect(count(p, "aws:ec2/instance:Instance")).toBe(1);
-    expect(count(p, "aws:ec2/networkInterface:NetworkInterface")).toBe(2); // eth0 + the VIP reservation
+    expect(count(p, "aws:ec2/instance:Instance")).toBe(2);
+    expect(count(p, "aws:ec2/networkInterface:NetworkInterface")).toBe(3); // eth0 per VM + the VIP reservation
     expect(count(p, "aws:ec2/networkInterfaceAttachment:NetworkInterfaceAttachment")).toBe(0);
     expect(count(p, "aws:ec2/securityGroup:SecurityGroup")).toBe(1);
     expect(count(p, "command:local:Command")).toBe(1);
     expect(count(p, "aws:secretsmanager/secret:Secret")).toBe(0);
     expect(ingressPorts(p)).toEqual([443, 995, 8443]);
-    // 3 ports × 2 client CIDRs + the admin port × 1 admin CIDR
-    expect(count(p, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")).toBe(7);
+    // 3 ports × 2 client CIDRs + the admin port × 1 admin CIDR + VRRP from each of the pair
+    expect(count(p, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")).toBe(9);
     const cfg = JSON.parse(p.proxyConfig);
     expect(cfg.virtualServices.map((v: { name: string; mode: string }) => `${v.name}/${v.mode}`)).toEqual(["CTERA_Portal/tcp"]);
     expect(cfg.virtualServices[0].healthCheck.host).toBe("global.portal.example.com");
@@ -38,10 +38,12 @@ describe("ctera-lb plan", () => {
 
   test("ssl-on-lb: two-arm, eth1 at device index 1, HTTP VIPs with TLS plus CTTP, an Elastic IP", async () => {
     const p = await planStack("ssl-on-lb", { buildImage: false });
-    expect(count(p, "aws:ec2/instance:Instance")).toBe(1);
-    expect(count(p, "aws:ec2/networkInterface:NetworkInterface")).toBe(3); // eth0, eth1, VIP reservation
-    const attach = p.resources.find((r) => r.type === "aws:ec2/networkInterfaceAttachment:NetworkInterfaceAttachment");
-    expect(attach?.inputs.deviceIndex).toBe(1);
+    expect(count(p, "aws:ec2/instance:Instance")).toBe(2);
+    expect(count(p, "aws:ec2/networkInterface:NetworkInterface")).toBe(5); // eth0 + eth1 per VM, VIP reservation
+    const attach = p.resources.filter((r) => r.type === "aws:ec2/networkInterfaceAttachment:NetworkInterfaceAttachment");
+    expect(attach.map((a) => a.inputs.deviceIndex)).toEqual([1, 1]);
+    // VRRP between the pair only: 2 ingress + 2 egress rules of protocol 112.
+    expect(p.resources.filter((r) => r.inputs.ipProtocol === "112")).toHaveLength(4);
     expect(count(p, "aws:ec2/securityGroup:SecurityGroup")).toBe(2);
     expect(count(p, "aws:ec2/eip:Eip")).toBe(1);
     expect(ingressPorts(p)).toEqual([80, 443, 995, 8080, 8443]);

@@ -1,5 +1,5 @@
 import { CteraPortalLoadBalancer } from "../../src/component";
-import { isSecret, runOffline } from "../../src/component/offline";
+import { isSecret, mockAwsId, runOffline } from "../../src/component/offline";
 import type { PlannedResource } from "../../src/component/offline";
 import { PORTALS, of, one, oneArm, tlsPair, twoArm } from "./fixtures";
 
@@ -126,6 +126,8 @@ describe("least-privilege instance role", () => {
       "arn:aws:s3:::ctera-lb-lb-artifacts/config/config.json",
     ]);
     expect(byAction["secretsmanager:GetSecretValue"].Resource).toEqual(["arn:aws:secretsmanager:eu-west-1:123456789012:secret:lb-tls-AbCdEf"]);
+    // The VIP may be moved only onto this VM's client-facing ENI (exact ARN) that carries the deployment tag.
+    expect(byAction["ec2:AssignPrivateIpAddresses"].Resource).toEqual([`arn:aws:ec2:eu-west-1:123456789012:network-interface/${mockAwsId("eni", "lb-vm-0-eth0")}`]);
     expect(byAction["ec2:AssignPrivateIpAddresses"].Condition).toEqual({ StringEquals: { "aws:ResourceTag/ctera-lb:deployment": "ctera-portal-lb/test/lb" } });
     for (const s of doc.Statement) {
       expect(s.Effect).toBe("Allow");
