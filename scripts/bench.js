@@ -59,7 +59,7 @@ function parseArgs(argv) {
   a.rounds = a.rounds ?? (a.quick ? 1 : 3);
   // wrk takes whole seconds only.
   a.duration = Math.max(1, Math.round(a.duration ?? (a.quick ? 1 : 5)));
-  a.warmup = 1; // before every scenario in a full run; before the first of each proxy start with --quick
+  a.warmup = a.quick ? 0 : 1; // seconds of unmeasured load before every scenario (full runs only)
   return a;
 }
 
@@ -466,8 +466,8 @@ async function main() {
               console.error(`bench: ${who} (${cfgName}) ${notReady}${tail ? `\n  ${tail}` : ""}`);
               continue;
             }
-            for (const [i, s] of scs.entries()) {
-              if (!args.quick || i === 0) await runWrk(s, args.warmup);
+            for (const s of scs) {
+              if (args.warmup > 0) await runWrk(s, args.warmup);
               const cpu0 = treeCpuSeconds(p.pid);
               const r = await runWrk(s, args.duration);
               r.cpuSeconds = treeCpuSeconds(p.pid) - cpu0;
