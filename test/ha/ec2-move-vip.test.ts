@@ -23,6 +23,9 @@ function awsCli(): string {
   throw new Error("the AWS CLI is not installed: run scripts/install-test-deps (as root; Debian package awscli)");
 }
 
+// The AWS CLI takes a second or more to start, more on a busy machine; a test makes up to four calls.
+jest.setTimeout(90_000);
+
 let ec2: Ec2Stub;
 let home: string;
 beforeAll(async () => {
@@ -62,7 +65,7 @@ function run(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | n
     const p = spawn(SCRIPT, args, { env, stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     p.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
-    const timer = setTimeout(() => p.kill("SIGKILL"), 40000);
+    const timer = setTimeout(() => p.kill("SIGKILL"), 80000);
     p.on("error", reject);
     p.on("close", (code) => {
       clearTimeout(timer);

@@ -15,7 +15,8 @@
 import { CLIENT_SOURCES, HaLab, LoadResult, Node, outage, sleep } from "./lab";
 import { assertCanRun } from "./lab";
 
-jest.setTimeout(60_000);
+// Generous: on a machine busy with other tests, starting node processes alone can take seconds.
+jest.setTimeout(90_000);
 
 const lab = new HaLab();
 // A request without an answer within 5 s counts as failed: the machine is shared with other tests and
@@ -28,10 +29,10 @@ beforeAll(async () => {
   await lab.start();
   // lb-a first, so the first election is deterministic; lb-b joins while lb-a is MASTER.
   lab.startKeepalived("lba");
-  await lab.waitFor(() => lab.state("lba") === "MASTER", 10_000, "lb-a MASTER");
+  await lab.waitFor(() => lab.state("lba") === "MASTER", 20_000, "lb-a MASTER");
   lab.startKeepalived("lbb");
-  await lab.waitFor(() => lab.state("lbb") === "BACKUP", 10_000, "lb-b BACKUP");
-}, 60_000);
+  await lab.waitFor(() => lab.state("lbb") === "BACKUP", 20_000, "lb-b BACKUP");
+}, 90_000);
 
 afterAll(async () => {
   await lab.stop();
@@ -88,7 +89,7 @@ test("losing the BACKUP changes nothing for clients", async () => {
     expect(results.filter((r) => !r.ok && r.error !== "timeout")).toEqual([]);
   } finally {
     await lab.restartNode("lbb");
-    await lab.waitFor(() => lab.state("lbb") === "BACKUP", 10_000, "lb-b BACKUP again");
+    await lab.waitFor(() => lab.state("lbb") === "BACKUP", 20_000, "lb-b BACKUP again");
   }
 });
 
@@ -113,7 +114,7 @@ test("losing the MASTER moves the VIP to the BACKUP and every client keeps its P
 
 test("the old MASTER comes back as BACKUP and does not take the VIP back (nopreempt)", async () => {
   await lab.restartNode("lba");
-  await lab.waitFor(() => lab.state("lba") === "BACKUP", 10_000, "lb-a BACKUP");
+  await lab.waitFor(() => lab.state("lba") === "BACKUP", 20_000, "lb-a BACKUP");
   await sleep(3500); // longer than the master-down interval: a preempting node would have taken over by now
   expect([lab.state("lba"), lab.state("lbb")]).toEqual(["BACKUP", "MASTER"]);
   expect(owners()).toEqual(["lbb"]);

@@ -69,7 +69,7 @@ export class HaLab {
     PORTALS.forEach((p, i) => this.spawn(`p${i + 1}`, `portal-${i + 1}`, [process.execPath, join(__dirname, "portal.js"), p.name, p.address, String(PORT)]));
     this.writeConfigs();
     for (const n of NODES) this.startProxy(n);
-    for (const n of NODES) await this.waitFor(() => this.healthy(n), 15000, `${n}: proxy /healthz`);
+    for (const n of NODES) await this.waitFor(() => this.healthy(n), 30000, `${n}: proxy /healthz`);
   }
 
   /** The proxy's runtime config and both keepalived.conf files, from the typed inputs. */
@@ -200,7 +200,7 @@ export class HaLab {
     rmSync(join(this.dir, n, "ha-state"), { force: true });
     for (const dev of ["eth0", "eth1"]) execFileSync("ip", ["-n", this.ns(n), "link", "set", dev, "up"]);
     if (!this.procs.has(`${n}-proxy`)) this.startProxy(n);
-    await this.waitFor(() => this.healthy(n), 15000, `${n}: proxy /healthz`);
+    await this.waitFor(() => this.healthy(n), 30000, `${n}: proxy /healthz`);
     if (!this.procs.has(`${n}-keepalived`)) this.startKeepalived(n);
   }
 

@@ -17,6 +17,9 @@ const VIP = "192.0.2.10";
 const ENI = "eni-0a1b2c3d4e5f60718";
 const ALLOC = "eipalloc-0f1e2d3c4b5a69788";
 
+// The AWS CLI takes a second or more to start, more on a busy machine.
+jest.setTimeout(90_000);
+
 let dir: string;
 let stub: ChildProcess | undefined;
 
@@ -152,7 +155,7 @@ describe("the notify script (EC2 path, real AWS CLI against the stub)", () => {
     const url = await startStub();
     notify("master", ["--ec2", "--eni", ENI, "--allocation-id", ALLOC], { AWS_ENDPOINT_URL_EC2: url });
     expect(hasVip()).toBe(true); // the local address does not wait for the EC2 API
-    await waitFor(() => calls().length >= 2, 30000, "two EC2 calls");
+    await waitFor(() => calls().length >= 2, 60000, "two EC2 calls");
     expect(calls().map((c) => c.action)).toEqual(["AssignPrivateIpAddresses", "AssociateAddress"]);
     expect(calls()[0].params).toMatchObject({ NetworkInterfaceId: ENI, "PrivateIpAddress.1": VIP, AllowReassignment: "true" });
     expect(calls()[1].params).toMatchObject({ AllocationId: ALLOC, NetworkInterfaceId: ENI, PrivateIpAddress: VIP, AllowReassociation: "true" });
@@ -172,7 +175,7 @@ describe("the notify script (EC2 path, real AWS CLI against the stub)", () => {
   test("backup stops an EC2 move that is still retrying", async () => {
     const url = await startStub(100); // every call fails: ec2-move-vip keeps retrying (1 s, 2 s, 4 s, ...)
     notify("master", ["--ec2", "--eni", ENI], { AWS_ENDPOINT_URL_EC2: url });
-    await waitFor(() => calls().length >= 1, 30000, "the first EC2 call");
+    await waitFor(() => calls().length >= 1, 60000, "the first EC2 call");
     const pidFile = join(dir, "ec2-move.pid");
     const pid = Number(readFileSync(pidFile, "utf8"));
     notify("backup", ["--ec2", "--eni", ENI]);
