@@ -9,3 +9,4 @@ export const securityGroupIds = out.securityGroupIds;
 export const imageHash = out.imageHash;
 export const proxyConfig = out.proxyConfig;
 export const adminUrl = out.adminUrl;
+export const adminUrls = out.adminUrls;

@@ -59,5 +59,6 @@ export function deployFromConfig() {
     imageHash: lb.imageHash,
     proxyConfig: lb.proxyConfig,
     adminUrl: lb.adminUrl,
+    adminUrls: lb.adminUrls,
   };
 }

@@ -42,8 +42,10 @@ export class CteraPortalLoadBalancer extends pulumi.ComponentResource {
   readonly imageHash: pulumi.Output<string>;
   /** The rendered runtime config (JSON) as stored for the VMs. */
   readonly proxyConfig: pulumi.Output<string>;
-  /** The admin API / status page on the VM's internal address. */
+  /** The admin API / status page on the (first) VM's internal address. */
   readonly adminUrl: pulumi.Output<string>;
+  /** Every VM's admin API (two with highAvailability). */
+  readonly adminUrls: pulumi.Output<string[]>;
   readonly bucketName: pulumi.Output<string>;
   /** Ports and flows the security groups were derived from. */
   readonly traffic: TrafficModel;
@@ -495,15 +497,15 @@ export class CteraPortalLoadBalancer extends pulumi.ComponentResource {
       }
       return instance;
     });
-    const instance = instances[0];
-
     this.vipAddress = vipAddress;
     this.publicVip = publicVip;
     this.instanceIds = pulumi.all(instances.map((i) => i.id));
     this.securityGroupIds = pulumi.all(securityGroups.map((g) => g.id));
     this.imageHash = imageHash;
     this.proxyConfig = proxyConfig;
-    this.adminUrl = pulumi.interpolate`http://${instance.privateIp}:${this.traffic.adminPort}/`;
+    // The admin API binds each VM's internal (eth0) address; with a pair, adminUrls has both.
+    this.adminUrls = pulumi.all(nodes.map((n) => pulumi.interpolate`http://${n.eth0.privateIp}:${this.traffic.adminPort}/`));
+    this.adminUrl = this.adminUrls.apply((u) => u[0]);
     this.bucketName = bucket.bucket;
     this.registerOutputs({
       vipAddress: this.vipAddress,
@@ -513,6 +515,7 @@ export class CteraPortalLoadBalancer extends pulumi.ComponentResource {
       imageHash: this.imageHash,
       proxyConfig: this.proxyConfig,
       adminUrl: this.adminUrl,
+      adminUrls: this.adminUrls,
       bucketName: this.bucketName,
     });
   }
