@@ -23,16 +23,16 @@ describe("TCP VIP placement and persistence", () => {
     await Promise.all(portals.map((p) => p.stop()));
   });
 
-  test("spreads 300 new clients over three equal servers, each within ±35% of a third", async () => {
+  test("spreads 240 new clients over three equal servers, each within ±35% of a third (80 ± 28)", async () => {
     const counts: Record<string, number> = {};
-    for (let n = 1; n <= 300; n++) {
+    for (let n = 1; n <= 240; n++) {
       const who = await whoAnswers(b.vip, b.ports.cttp, b.client(n), "cttp");
       counts[who] = (counts[who] ?? 0) + 1;
     }
     expect(Object.keys(counts).sort()).toEqual(["portal-1", "portal-2", "portal-3"]);
     for (const c of Object.values(counts)) {
-      expect(c).toBeGreaterThanOrEqual(65);
-      expect(c).toBeLessThanOrEqual(135);
+      expect(c).toBeGreaterThanOrEqual(52);
+      expect(c).toBeLessThanOrEqual(108);
     }
   });
 
@@ -70,7 +70,7 @@ describe("TCP VIP placement and persistence", () => {
   });
 
   test("a client stays on its server when a new server is added", async () => {
-    const ips = Array.from({ length: 30 }, (_, i) => b.client(450 + i));
+    const ips = Array.from({ length: 20 }, (_, i) => b.client(450 + i));
     const before = new Map<string, string>();
     for (const ip of ips) before.set(ip, await whoAnswers(b.vip, b.ports.https, ip, "https"));
     const extra = [await startSimPortal({ name: "portal-4", address: `${b.net}.14`, ports: { https: b.ports.https, https2: b.ports.https2, cttp: b.ports.cttp, http: 0, http2: 0 } })];
@@ -80,7 +80,7 @@ describe("TCP VIP placement and persistence", () => {
       for (const ip of ips) expect(await whoAnswers(b.vip, b.ports.https, ip, "https")).toBe(before.get(ip));
       // ...while some brand-new clients do reach the new server.
       const fresh = new Set<string>();
-      for (let n = 500; n < 560; n++) fresh.add(await whoAnswers(b.vip, b.ports.https, b.client(n), "https"));
+      for (let n = 500; n < 545; n++) fresh.add(await whoAnswers(b.vip, b.ports.https, b.client(n), "https"));
       expect(fresh.has("portal-4")).toBe(true);
       expect(extra[0].hits.get(b.ports.https) ?? 0).toBeGreaterThan(0);
     } finally {
@@ -111,7 +111,7 @@ describe("TCP VIP placement and persistence", () => {
   test("logs one JSON line per closed connection with client, vip, port, server, bytes, duration and reason", async () => {
     await sleep(50);
     const conn = logs.lines().filter((l) => l.event === "connection");
-    expect(conn.length).toBeGreaterThan(300);
+    expect(conn.length).toBeGreaterThan(240);
     expect(conn[0]).toEqual(
       expect.objectContaining({ client: b.client(1), vip: "CTERA_Portal", port: b.ports.cttp, server: expect.stringMatching(/^portal-\d$/), bytesIn: expect.any(Number), bytesOut: expect.any(Number), durationMs: expect.any(Number), reason: expect.any(String) }),
     );
