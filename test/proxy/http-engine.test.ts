@@ -184,6 +184,23 @@ describe("HTTP engine: keep-alive and persistence", () => {
     }
   });
 
+  test("a client's Connection: close ends the client connection but not the pooled server connection", async () => {
+    const r = await rig();
+    try {
+      for (let i = 0; i < 3; i++) {
+        const c = await new RawClient(r.port, VIP).connected();
+        c.send(GET("/bye", "Connection: close\r\n"));
+        expect((await c.response()).status).toBe(200);
+        await c.whenClosed();
+        await new Promise((res) => setTimeout(res, 30));
+      }
+      expect(r.origins[0].seen.map((s) => s.headers.connection)).toEqual([undefined, undefined, undefined]);
+      expect(r.origins[0].accepts).toBe(1);
+    } finally {
+      await r.close();
+    }
+  });
+
   test("the next request moves to another server when the client's server goes DOWN", async () => {
     const r = await rig();
     try {

@@ -37,11 +37,11 @@ describe("HeadReader", () => {
 
 describe("request heads", () => {
   test("reads framing, keep-alive and upgrade", () => {
-    expect(req("POST /x HTTP/1.1\r\nHost: h\r\ncontent-length: 12\r\n\r\n")).toMatchObject({ body: Body.Length, length: 12, keepAlive: true, needsRewrite: false });
+    expect(req("POST /x HTTP/1.1\r\nHost: h\r\ncontent-length: 12\r\n\r\n")).toMatchObject({ body: Body.Length, length: 12, keepAlive: true, stripClose: false, xfOther: false });
     expect(req("POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")).toMatchObject({ body: Body.Chunked });
     expect(req("GET / HTTP/1.0\r\n\r\n")).toMatchObject({ keepAlive: false, minor: 0 });
     expect(req("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")).toMatchObject({ keepAlive: true });
-    expect(req("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, close\r\n\r\n")).toMatchObject({ keepAlive: false, needsRewrite: true });
+    expect(req("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, close\r\n\r\n")).toMatchObject({ keepAlive: false, stripClose: true });
     expect(req("GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")).toMatchObject({ upgrade: true });
     expect(req("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n")).toMatchObject({ upgrade: false });
   });

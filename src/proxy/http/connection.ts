@@ -271,7 +271,7 @@ export class ClientConn implements HasDeadline, ServerOwner {
     // The head for the server: untouched bytes when nothing changes; else the original bytes plus appended
     // lines; a rebuilt head only when the client sent headers we must replace.
     const ctx = this.ctx;
-    if (req.needsRewrite) {
+    if (req.stripClose || (ctx.xff && (req.xff !== undefined || req.xfOther))) {
       this.outHead = [rewriteRequestHead(s, req, ctx.xff ? this.addr : undefined, ctx.xff ? ctx.xfProtoPort : "")];
     } else if (ctx.xff) {
       this.xffBlock ??= Buffer.from(`X-Forwarded-For: ${this.addr}\r\n${ctx.xfProtoPort}\r\n`, "latin1");
@@ -567,6 +567,7 @@ export class ClientConn implements HasDeadline, ServerOwner {
       else this.detachServer(true);
     }
     if (!req.keepAlive || !resp.keepAlive || byClose || this.clientEnded || this.ctx.vip.draining) {
+      if (this.server) this.detachServer(false); // clean and idle: the next client's
       this.closeGracefully("done");
       return;
     }

@@ -32,9 +32,11 @@ export interface RequestHead {
   isHead: boolean;
   /** The client sent X-Forwarded-For (joined chain), or undefined. */
   xff: string | undefined;
-  /** The client sent X-Forwarded-Proto or X-Forwarded-Port (which we replace) or `Connection: close` (which
-   * we strip towards the server so the pooled server connection survives). */
-  needsRewrite: boolean;
+  /** The client sent X-Forwarded-Proto or X-Forwarded-Port (replaced when the VIP sets them). */
+  xfOther: boolean;
+  /** An HTTP/1.1 request with `Connection: close`: the token is stripped towards the server so the pooled
+   * server connection survives (the proxy closes the client side itself). */
+  stripClose: boolean;
   /** The path for redirects (origin-form; the path of an absolute-form target). */
   path: string;
 }
@@ -119,7 +121,8 @@ export function parseRequestHead(s: string): RequestHead | HttpError {
   let upgradeHeader = false;
   let expectContinue = false;
   let xff: string | undefined;
-  let needsRewrite = false;
+  let xfOther = false;
+  let stripClose = false;
   const end = s.length - 2;
   let pos = eol + 2;
   while (pos < end) {
@@ -164,12 +167,12 @@ export function parseRequestHead(s: string): RequestHead | HttpError {
         }
         break;
       case 16:
-        if (l.slice(0, 16).toLowerCase() === "x-forwarded-port") needsRewrite = true;
+        if (l.slice(0, 16).toLowerCase() === "x-forwarded-port") xfOther = true;
         break;
       case 17: {
         const n = l.slice(0, 17).toLowerCase();
         if (n === "transfer-encoding") te = te === undefined ? l.slice(18) : `${te},${l.slice(18)}`;
-        else if (n === "x-forwarded-proto") needsRewrite = true;
+        else if (n === "x-forwarded-proto") xfOther = true;
         break;
       }
     }
@@ -197,7 +200,7 @@ export function parseRequestHead(s: string): RequestHead | HttpError {
     const tokens = listTokens(conn);
     const close = tokens.includes("close");
     keepAlive = !close && (minor === 1 || tokens.includes("keep-alive"));
-    if (close && minor === 1) needsRewrite = true;
+    if (close && minor === 1) stripClose = true;
     upgrade = upgradeHeader && tokens.includes("upgrade");
   }
   if (minor === 1 && host === undefined) return err(400, "HTTP/1.1 request without Host");
@@ -231,7 +234,8 @@ export function parseRequestHead(s: string): RequestHead | HttpError {
     expectContinue,
     isHead: method === "HEAD",
     xff,
-    needsRewrite: needsRewrite || xff !== undefined,
+    xfOther,
+    stripClose,
     path,
   };
 }
@@ -259,7 +263,7 @@ export function rewriteRequestHead(s: string, req: RequestHead, clientAddr: stri
     if (clientAddr !== undefined && (n === 15 || n === 16 || n === 17)) {
       const name = s.slice(pos, colon).toLowerCase();
       if (name === "x-forwarded-for" || name === "x-forwarded-port" || name === "x-forwarded-proto") keep = false;
-    } else if (n === 10 && req.minor === 1 && s.slice(pos, colon).toLowerCase() === "connection") {
+    } else if (n === 10 && req.stripClose && s.slice(pos, colon).toLowerCase() === "connection") {
       const rest = listTokens(s.slice(colon + 1, eol)).filter((t) => t !== "close");
       keep = false;
       if (rest.length) out += `Connection: ${rest.join(", ")}\r\n`;
