@@ -201,7 +201,7 @@ async function probe(items: Probe[]): Promise<{ results: ProbeResult[] }> {
 async function load(spec: LoadSpec): Promise<LoadReport> {
   const startedAt = Date.now();
   const agents = new Map<string, https.Agent>();
-  for (const c of spec.clients) agents.set(c, new https.Agent({ keepAlive: true, maxSockets: 4, localAddress: c }));
+  for (const c of spec.clients) agents.set(c, new https.Agent({ keepAlive: true, maxSockets: 2, localAddress: c }));
   const records: LoadRecord[] = [];
   const pending: Promise<void>[] = [];
   const schedule = (n: number, fn: (i: number) => Promise<void>) => {

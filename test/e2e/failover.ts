@@ -115,6 +115,12 @@ export function failoverSpec(layout: Layout, design: Design): void {
       `  witness on ${DEAD} ports ${witnessPorts.join(",")} from +${witnessFrom - detectedAt} ms after detection: ${reached.length} connection(s)`,
       ...failed.slice(0, 10).map((r) => `  failed: ${r.client} :${r.port} +${r.start - report.startedAt}..${r.end - report.startedAt} ms ${r.reused ? "kept-alive" : "new"} connection ${r.status ?? ""} ${r.error ?? ""}`),
     ];
+    // For the first failed clients: what the proxy logged about them (to tell a proxy fault from a client one).
+    for (const c of [...new Set(failed.map((r) => r.client))].slice(0, 2)) {
+      const pl = l.proxy!.proc;
+      const mine = pl.lines.filter((line, i) => pl.lineTimes[i] >= killAt - 2000 && line.includes(`"${c}"`));
+      lines.push(`  proxy log about ${c} (home ${home.get(c)}) from 2 s before the kill:`, ...mine.slice(0, 8).map((x) => `    ${x}`));
+    }
     process.stdout.write(lines.join("\n") + "\n");
 
     expect(https).toHaveLength(HTTPS_REQUESTS);
