@@ -30,7 +30,8 @@ const VIP = `${BLOCK}.10`;
 const SERVERS = [`${BLOCK}.11`, `${BLOCK}.12`, `${BLOCK}.13`];
 const SERVER_PORT = 8080;
 const ADMIN = { address: `${BLOCK}.1`, port: 9040 };
-const WORKERS = 2;
+/** Worker processes for ours = nbthread for HAProxy (the issue's fair match on this 2-core machine kind). */
+let WORKERS = 2;
 const PORTS = { tcp: 8001, http: 8002, https: 8443, http2: 8004, https2: 8445, cttp: 8995 };
 
 // ---------------------------------------------------------------------------------------------- arguments
@@ -44,19 +45,25 @@ function parseArgs(argv) {
     else if (k === "--ours") a.ours = argv[++i]; // "ctera-lb" (default) or "haproxy" (harness self-test)
     else if (k === "--ours-cmd") a.oursCmd = argv[++i]; // experiments: a shell command, {config} = runtime JSON path
     else if (k === "--only") a.only = argv[++i].split(","); // scenario groups: tcp,http,tls
+    else if (k === "--workers") a.workers = Number(argv[++i]); // both proxies: our workers = HAProxy nbthread
     else if (k === "--cert") a.cert = argv[++i]; // rsa (default: RSA-2048) | ec (ECDSA P-256)
     else if (k === "--scenario") a.scenario = argv[++i].split(","); // e.g. tcp_big,http_small
     else if (k === "--keep") a.keep = true; // keep the work directory (configs, logs)
     else if (k === "--profile") a.profile = argv[++i]; // directory: our processes run with --cpu-prof there
     else if (k === "--help" || k === "-h") {
       console.log(
-        "usage: npm run bench [-- --quick] [--rounds N] [--duration S] [--only tcp,http,tls] [--scenario id,...]\n" +
+        "usage: npm run bench [-- --quick] [--rounds N] [--duration S] [--workers N] [--cert rsa|ec]\n" +
+          "                     [--only tcp,http,tls] [--scenario id,...]\n" +
           "                     [--keep] [--profile <dir>] [--ours-cmd '<shell command; {config} = runtime JSON>']",
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${k}`);
   }
   a.rounds = a.rounds ?? (a.quick ? 1 : 3);
+  if (a.workers !== undefined) {
+    if (!Number.isInteger(a.workers) || a.workers < 1) throw new Error("--workers is a whole number >= 1");
+    WORKERS = a.workers;
+  }
   // wrk takes whole seconds only.
   a.duration = Math.max(1, Math.round(a.duration ?? (a.quick ? 1 : 5)));
   a.warmup = a.quick ? 0 : 1; // seconds of unmeasured load before every scenario (full runs only)
