@@ -115,6 +115,7 @@ export function failoverSpec(layout: Layout, design: Design): void {
       `  witness on ${DEAD} ports ${witnessPorts.join(",")} from +${witnessFrom - detectedAt} ms after detection: ${reached.length} connection(s)`,
       ...failed.slice(0, 10).map((r) => `  failed: ${r.client} :${r.port} +${r.start - report.startedAt}..${r.end - report.startedAt} ms ${r.reused ? "kept-alive" : "new"} connection ${r.status ?? ""} ${r.error ?? ""}`),
     ];
+    lines.push(`  server state changes the proxy logged during the run:`, ...l.stateChangesSince(report.startedAt - 1000).map((x) => `    ${x}`));
     // For the first failed clients: what the proxy logged about them (to tell a proxy fault from a client one).
     for (const c of [...new Set(failed.map((r) => r.client))].slice(0, 2)) {
       const pl = l.proxy!.proc;
@@ -135,7 +136,7 @@ export function failoverSpec(layout: Layout, design: Design): void {
     else expect(after.filter((r) => !r.ok && !r.reused).map((r) => `${r.client}:${r.port} ${r.error}`)).toEqual([]);
     expect(servedBy(after)[DEAD]).toBeUndefined();
     expect(reached).toEqual([]);
-    expect(moved.map((r) => r.client)).toEqual([]);
+    expect([...new Set(moved.map((r) => `${r.client} ${home.get(r.client)}→${r.server}`))]).toEqual([]);
     expect(cttpAfter.filter((r) => !r.ok).map((r) => `${r.client} ${r.error}`)).toEqual([]);
   }, 120_000);
 }
