@@ -66,7 +66,10 @@ function parseArgs(argv) {
   }
   // wrk takes whole seconds only.
   a.duration = Math.max(1, Math.round(a.duration ?? (a.quick ? 1 : 5)));
-  a.warmup = a.quick ? 0 : 1; // seconds of unmeasured load before every scenario (full runs only)
+  // Seconds of unmeasured load before every scenario (full runs only); the first scenario after a proxy
+  // starts gets 3 s (JIT, worker start-up, first health checks), the same for both proxies.
+  a.warmup = a.quick ? 0 : 1;
+  a.firstWarmup = a.quick ? 0 : 3;
   return a;
 }
 
@@ -473,8 +476,9 @@ async function main() {
               console.error(`bench: ${who} (${cfgName}) ${notReady}${tail ? `\n  ${tail}` : ""}`);
               continue;
             }
-            for (const s of scs) {
-              if (args.warmup > 0) await runWrk(s, args.warmup);
+            for (const [i, s] of scs.entries()) {
+              const warm = i === 0 ? args.firstWarmup : args.warmup;
+              if (warm > 0) await runWrk(s, warm);
               const cpu0 = treeCpuSeconds(p.pid);
               const r = await runWrk(s, args.duration);
               r.cpuSeconds = treeCpuSeconds(p.pid) - cpu0;
@@ -565,7 +569,7 @@ async function main() {
     method: {
       rounds: args.rounds,
       durationSeconds: args.duration,
-      warmupSeconds: args.warmup,
+      warmupSeconds: { firstScenarioAfterStart: args.firstWarmup, others: args.warmup },
       aggregate: "median over rounds; rounds alternate which proxy runs first; each proxy started fresh per round",
       workers: WORKERS,
       backends: `one nginx ${machine.nginx}, worker_processes 1, listening on ${SERVERS.join(", ")}:${SERVER_PORT}; /small 100 B, /big 1 MiB, keep-alive`,
