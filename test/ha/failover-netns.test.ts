@@ -46,7 +46,7 @@ function report(title: string, results: LoadResult[], at: number, newMaster?: No
   console.log(
     `${title}: ${results.length} requests, ${o.ok} ok, ${o.failed} failed; ` +
       `${o.slow} answered after more than 1 s; ` +
-      `failover ${o.gapMs} ms (last success ${o.lastOkBefore - at} ms, first success after ${o.firstOkAfter - at} ms, relative to the event)${moved}\n` +
+      `longest silence ${o.gapMs} ms (last success ${o.lastOkBefore - at} ms, first success after ${o.firstOkAfter - at} ms, relative to the event)${moved}\n` +
       `clients → servers: ${servers}`,
   );
   return o;

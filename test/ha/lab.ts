@@ -186,7 +186,11 @@ export class HaLab {
     }
     for (const w of which) {
       const p = this.procs.get(`${n}-${w}`);
-      if (p?.pid) killPid(p.pid);
+      if (p?.pid) {
+        // The process and its children at once (serve's worker, keepalived's VRRP child): a crash, not a stop.
+        for (const child of childPids(p.pid)) killPid(child);
+        killPid(p.pid);
+      }
       this.procs.delete(`${n}-${w}`);
     }
     // Anything else still in the namespace that we started there (notify scripts, curl).
@@ -310,6 +314,14 @@ function killPid(pid: number): void {
   }
 }
 
+function childPids(pid: number): number[] {
+  try {
+    return execFileSync("pgrep", ["-P", String(pid)], { encoding: "utf8" }).split("\n").filter(Boolean).map(Number);
+  } catch {
+    return []; // none
+  }
+}
+
 function netnsPids(ns: string): number[] {
   try {
     return execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).split("\n").filter(Boolean).map(Number);
@@ -331,9 +343,10 @@ export function sleep(ms: number): Promise<void> {
 
 /** What the clients saw around an event at `at` (ms since the epoch). */
 export interface Outage {
-  /** The last answer that arrived before the event, and the first answer to a request sent after it
-   * (ms since the epoch): the failover time is the difference (the issue's "last success before → first
-   * success after"). Nothing missed: both are the ordinary spacing of requests around `at`. */
+  /** The longest wait between two answers that ends after the event: the last answer before the silence and
+   * the first one after it (ms since the epoch). The failover time (the issue's "last success before → first
+   * success after") is the difference. An answer cannot arrive through a node that is gone, and a request
+   * whose SYN was lost before the move is answered only after it, so the silence is the outage. */
   lastOkBefore: number;
   firstOkAfter: number;
   gapMs: number;
@@ -346,9 +359,18 @@ export interface Outage {
 }
 
 export function outage(results: LoadResult[], at: number): Outage {
-  const oks = results.filter((r) => r.ok);
-  const lastOkBefore = Math.max(...oks.filter((r) => r.end <= at).map((r) => r.end));
-  const firstOkAfter = Math.min(...oks.filter((r) => r.start >= at).map((r) => r.end));
+  const oks = results.filter((r) => r.ok).sort((a, b) => a.end - b.end);
+  let lastOkBefore = NaN;
+  let firstOkAfter = NaN;
+  for (let k = 1; k < oks.length; k++) {
+    const prev = oks[k - 1].end;
+    const next = oks[k].end;
+    if (next < at) continue;
+    if (Number.isNaN(lastOkBefore) || next - prev > firstOkAfter - lastOkBefore) {
+      lastOkBefore = prev;
+      firstOkAfter = next;
+    }
+  }
   const serversBySource = new Map<string, Set<string>>();
   for (const r of oks) {
     if (!serversBySource.has(r.src)) serversBySource.set(r.src, new Set());
