@@ -1,13 +1,14 @@
 /**
  * Browser plumbing for the status-page tests: Debian's Chromium driven by playwright-core (never a
- * downloaded browser), one fresh profile per launch, screenshots under test-output/ui/.
+ * downloaded browser), a fresh empty profile per launch, screenshots under test-output/ui/.
  *
  * Missing Chromium is a failure with the fix in the message, never a silent skip.
  */
+import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, copyFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { chromium, BrowserContext, Page, ConsoleMessage, Request } from "playwright-core";
+import { chromium, Browser as PwBrowser, BrowserContext, Page, ConsoleMessage, Request } from "playwright-core";
 
 export const CHROMIUM = "/usr/bin/chromium";
 const ROOT = resolve(__dirname, "..", "..");
@@ -27,6 +28,27 @@ export interface WatchedPage {
   requests: string[];
 }
 
+const CHROMIUM_FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--disable-crash-reporter",
+  "--disable-breakpad",
+  "--remote-debugging-address=127.0.0.1",
+  "--remote-debugging-port=0",
+];
+
+/**
+ * Starts Debian's Chromium ourselves (a new, empty --user-data-dir each time, DevTools on a loopback port)
+ * and attaches playwright-core to it over CDP. Owning the process lets close() wait for its exit and
+ * release every pipe, so the jest worker ends by itself (with Playwright's own launchers the worker was
+ * sometimes force-killed after the tests: "A worker process has failed to exit gracefully").
+ */
 export async function launchBrowser(executablePath = CHROMIUM): Promise<Browser> {
   if (!existsSync(executablePath)) {
     throw new Error(
@@ -35,30 +57,52 @@ export async function launchBrowser(executablePath = CHROMIUM): Promise<Browser>
     );
   }
   const profile = mkdtempSync(join(tmpdir(), "ctera-lb-ui-profile-"));
+  const proc = spawn(executablePath, [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`, "about:blank"], { stdio: ["ignore", "ignore", "pipe"] });
+  const exited = new Promise<void>((r) => proc.once("exit", () => r()));
+  const stop = async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
+    const t = setTimeout(() => proc.kill("SIGKILL"), 5000);
+    await exited;
+    clearTimeout(t);
+    proc.stderr?.destroy();
+    rmSync(profile, { recursive: true, force: true });
+  };
+  let browser: PwBrowser;
   let context: BrowserContext;
   try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath,
-      headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
+    const endpoint = await new Promise<string>((resolve, reject) => {
+      let err = "";
+      const timer = setTimeout(() => reject(new Error(`Chromium did not open DevTools within 30 s: ${err.slice(-500)}`)), 30_000);
+      proc.stderr!.setEncoding("utf8");
+      proc.stderr!.on("data", (d: string) => {
+        err += d;
+        const m = /DevTools listening on (ws:\/\/\S+)/.exec(err);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]);
+        }
+      });
+      proc.once("exit", (code) => {
+        clearTimeout(timer);
+        reject(new Error(`Chromium exited (${code}) before DevTools was up: ${err.slice(-500)}`));
+      });
+      proc.once("error", (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+    });
+    proc.stderr!.removeAllListeners("data");
+    proc.stderr!.resume(); // keep draining Chromium's log so it never blocks on a full pipe
+    browser = await chromium.connectOverCDP(endpoint, { timeout: 30_000 });
+    context = await browser.newContext({
       viewport: { width: 1280, height: 800 },
       deviceScaleFactor: 1,
       locale: "en-US",
       timezoneId: "UTC",
       reducedMotion: "reduce",
-      timeout: 30_000,
     });
   } catch (e) {
-    rmSync(profile, { recursive: true, force: true });
+    await stop();
     throw e;
   }
   return {
@@ -76,8 +120,11 @@ export async function launchBrowser(executablePath = CHROMIUM): Promise<Browser>
       return { page, problems, requests };
     },
     async close() {
+      const disconnected = new Promise<void>((r) => (browser.isConnected() ? browser.once("disconnected", () => r()) : r()));
       await context.close().catch(() => undefined);
-      rmSync(profile, { recursive: true, force: true });
+      await browser.close().catch(() => undefined);
+      await disconnected;
+      await stop();
     },
   };
 }

@@ -9,7 +9,7 @@ import { Browser, WatchedPage, launchBrowser, screenshot } from "./browser";
 import { LiveLab, startLiveLab } from "./live-lab";
 
 const TOKEN = "status-page-admin-token-7d1c0e5a";
-const POLL_LIMIT_MS = 8000; // the page polls every 1.5 s; a stopped server fails 3 checks 500 ms apart: a few seconds is plenty
+const POLL_LIMIT_MS = 10_000; // the page polls every 1.5 s; a stopped server fails 3 checks 500 ms apart: a few seconds is plenty
 
 describe("status page on the live proxy: operator actions", () => {
   let lab: LiveLab;
