@@ -5,7 +5,7 @@
  * Missing Chromium is a failure with the fix in the message, never a silent skip.
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, copyFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, copyFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { chromium, Browser as PwBrowser, BrowserContext, Page, ConsoleMessage, Request } from "playwright-core";
@@ -150,4 +150,10 @@ export async function pageOverflowsHorizontally(page: Page): Promise<{ overflow:
     const d = document.documentElement;
     return { overflow: d.scrollWidth > d.clientWidth, scrollWidth: d.scrollWidth, clientWidth: d.clientWidth };
   });
+}
+
+/** Notes a measured duration as one line of test-output/ui/measurements.jsonl (reported, never asserted). */
+export function recordMeasurement(name: string, ms: number): void {
+  mkdirSync(OUTPUT_DIR, { recursive: true });
+  appendFileSync(join(OUTPUT_DIR, "measurements.jsonl"), JSON.stringify({ at: new Date().toISOString(), name, ms: Math.round(ms) }) + "\n");
 }

@@ -5,7 +5,7 @@
  * in test-output/ui/; with UPDATE_DOCS_SCREENSHOTS=1 the drain screenshot also goes to docs/status-drain.png.
  */
 import { sleep } from "../helpers/net";
-import { Browser, WatchedPage, launchBrowser, screenshot } from "./browser";
+import { Browser, WatchedPage, launchBrowser, recordMeasurement, screenshot } from "./browser";
 import { LiveLab, startLiveLab } from "./live-lab";
 
 const TOKEN = "status-page-admin-token-7d1c0e5a";
@@ -61,8 +61,10 @@ describe("status page on the live proxy: operator actions", () => {
     const dialog = page.getByRole("dialog");
     await dialog.getByText("Open connections stay").waitFor();
     await screenshot(page, "status-confirm-dialog", undefined, { fullPage: false }); // a modal covers the viewport only
+    const t0 = Date.now();
     await dialog.getByRole("button", { name: "Drain portal-1" }).click();
     await badge("portal-1").getByText("DRAIN", { exact: true }).waitFor({ timeout: POLL_LIMIT_MS });
+    recordMeasurement("drain confirmed -> page shows DRAIN (ms)", Date.now() - t0);
     await page.locator("#action-msg").getByText(/is now DRAIN/).waitFor();
     await page.locator("#events-body tr").filter({ hasText: "DRAIN" }).first().waitFor({ timeout: POLL_LIMIT_MS });
     await screenshot(page, "status-drain", "status-drain");

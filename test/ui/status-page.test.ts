@@ -6,7 +6,7 @@
  * screenshots also go to docs/status-*.png.
  */
 import { waitFor } from "../helpers/net";
-import { Browser, WatchedPage, launchBrowser, screenshot } from "./browser";
+import { Browser, WatchedPage, launchBrowser, recordMeasurement, screenshot } from "./browser";
 import { LiveLab, startLiveLab } from "./live-lab";
 
 const TOKEN = "status-page-admin-token-7d1c0e5a";
@@ -61,8 +61,10 @@ describe("status page on the live proxy: what it shows", () => {
 
   test("a stopped Portal shows DOWN, in red and in words, within a few seconds", async () => {
     const page = await open();
+    const t0 = Date.now();
     await lab.stopPortal("portal-2");
     await badge("portal-2").getByText("DOWN", { exact: true }).waitFor({ timeout: POLL_LIMIT_MS });
+    recordMeasurement("portal stopped -> page shows DOWN (ms)", Date.now() - t0);
     await page.locator("#events-body tr").filter({ hasText: "portal-2" }).first().waitFor({ timeout: POLL_LIMIT_MS });
     const colour = await row("portal-2").locator(".badge").evaluate((b) => getComputedStyle(b).backgroundColor);
     const others = await Promise.all(["portal-1", "portal-3"].map((s) => badge(s).textContent()));
