@@ -57,15 +57,32 @@ export async function launchBrowser(executablePath = CHROMIUM): Promise<Browser>
     );
   }
   const profile = mkdtempSync(join(tmpdir(), "ctera-lb-ui-profile-"));
-  const proc = spawn(executablePath, [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`, "about:blank"], { stdio: ["ignore", "ignore", "pipe"] });
+  // detached: Chromium and its helper processes get a process group of their own, so stop() can end
+  // exactly them (and nothing else) by group id.
+  const proc = spawn(executablePath, [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`, "about:blank"], {
+    stdio: ["ignore", "ignore", "pipe"],
+    detached: true,
+  });
   const exited = new Promise<void>((r) => proc.once("exit", () => r()));
+  const signalGroup = (sig: NodeJS.Signals) => {
+    try {
+      if (proc.pid) process.kill(-proc.pid, sig);
+    } catch {
+      /* ESRCH: the group is gone already */
+    }
+  };
   const stop = async () => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
-    const t = setTimeout(() => proc.kill("SIGKILL"), 5000);
+    if (proc.exitCode === null && proc.signalCode === null) signalGroup("SIGTERM");
+    const t = setTimeout(() => signalGroup("SIGKILL"), 5000);
     await exited;
     clearTimeout(t);
+    signalGroup("SIGKILL"); // helpers that outlived the browser process
     proc.stderr?.destroy();
-    rmSync(profile, { recursive: true, force: true });
+    try {
+      rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    } catch (e) {
+      process.stderr.write(`status-page tests: could not remove ${profile}: ${(e as Error).message}\n`);
+    }
   };
   let browser: PwBrowser;
   let context: BrowserContext;
@@ -122,8 +139,15 @@ export async function launchBrowser(executablePath = CHROMIUM): Promise<Browser>
     async close() {
       const disconnected = new Promise<void>((r) => (browser.isConnected() ? browser.once("disconnected", () => r()) : r()));
       await context.close().catch(() => undefined);
+      // Ask Chromium to quit cleanly (it then ends its helper processes itself); stop() makes sure.
+      try {
+        const cdp = await browser.newBrowserCDPSession();
+        await Promise.race([cdp.send("Browser.close"), exited, new Promise((r) => setTimeout(r, 5000).unref())]);
+      } catch {
+        /* already closing */
+      }
       await browser.close().catch(() => undefined);
-      await disconnected;
+      await Promise.race([disconnected, new Promise((r) => setTimeout(r, 5000).unref())]);
       await stop();
     },
   };
