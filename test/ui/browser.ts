@@ -39,6 +39,8 @@ const CHROMIUM_FLAGS = [
   "--disable-sync",
   "--disable-crash-reporter",
   "--disable-breakpad",
+  "--hide-scrollbars", // as Playwright's own headless launch does: the layout is the full 1280 / 375 px
+  "--mute-audio",
   "--remote-debugging-address=127.0.0.1",
   "--remote-debugging-port=0",
 ];
