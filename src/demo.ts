@@ -25,8 +25,11 @@ const client = (n: number) => `127.0.1.${n}`;
 export async function demoCommand(_args: string[], out: Out): Promise<number> {
   const say = (s = "") => out.stdout(s + "\n");
 
-  // ---- INTEGRATOR: the offline plan (`ctera-lb plan`) is printed here, before the live part. ----
-  // ---- end of the integrator's spot ----
+  // First what would be deployed: the ssl-on-portal stack's offline plan (Pulumi mocks, no cloud, no CLI).
+  say("== offline plan: stack ssl-on-portal (`ctera-lb plan --stack ssl-on-portal`) ==");
+  const { planStack } = await import("./plan");
+  say((await planStack("ssl-on-portal")).text.trimEnd());
+  say();
 
   const root = typeof process.getuid === "function" && process.getuid() === 0;
   const shift = root ? 0 : 10000;

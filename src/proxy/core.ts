@@ -216,6 +216,7 @@ export class Core {
   /** Stop accepting; let open connections finish for up to timeoutMs; then close what is left. */
   async drain(timeoutMs: number): Promise<void> {
     this.draining = true;
+    for (const p of this.pools.values()) p.draining = true;
     for (const e of this.listeners.values()) e.server.close();
     this.listeners.clear();
     for (const slot of this.slots.values()) {

@@ -287,10 +287,13 @@ function runWorker(): Promise<number> {
         case "config": {
           core ??= new Core({ log, sharePins: true, processes: m.processes });
           const c = core;
-          c.apply(m.config).then(
+          const applied = c.apply(m.config);
+          // The pools exist as soon as apply() starts; take the snapshot now, so that a "state" message that
+          // arrives while listeners are still binding is not overwritten by this older snapshot afterwards.
+          if (m.states) for (const s of m.states) c.setState(s.vip, s.server, s.health, s.admin);
+          if (m.pins) for (const [vip, records] of Object.entries(m.pins)) c.mergePins(vip, records);
+          applied.then(
             () => {
-              if (m.states) for (const s of m.states) c.setState(s.vip, s.server, s.health, s.admin);
-              if (m.pins) for (const [vip, records] of Object.entries(m.pins)) c.mergePins(vip, records);
               if (!ready) {
                 ready = true;
                 toPrimary({ t: "ready" });

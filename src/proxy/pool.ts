@@ -157,6 +157,14 @@ export class Pool implements VipRuntime {
     return this.config.name;
   }
 
+  /** Set by the core when it drains: the HTTP engine then closes idle keep-alive clients at once. */
+  draining = false;
+
+  /** A request sent on a pooled server connection pins the client too (no connect() happened). */
+  pin(clientIp: string, backend: BackendImpl): void {
+    if (this.config.persistence.type === "source-ip") this.persistence.pin(clientIp, backend.name);
+  }
+
   /** Reconcile with a new config of the same VIP: servers kept by name keep counters, sessions and state. */
   apply(config: VirtualService): void {
     this.config = config;
