@@ -3,7 +3,7 @@
  * mode handlers (tcp byte pipe, http/1.1 engine). A handler never sees the balancer's insides; the core never
  * parses a byte of application data. No @pulumi import anywhere under src/proxy.
  */
-import type { Socket } from "node:net";
+import type { OnReadOpts, Socket } from "node:net";
 import type { Listener, VirtualService } from "../config";
 
 /** UP/DOWN come from health checks; DRAIN/HALT are the operator's (DRAIN: no new clients, open ones stay;
@@ -47,10 +47,10 @@ export interface VipRuntime {
    * `config.retries` other servers on a refused or timed-out connect. Pins the client to the server that
    * answered. Honours sourceAddress and timeouts.connectMs. Rejects with NoServerError.
    */
-  connect(clientIp: string, listenerPort: number): Promise<{ socket: Socket; backend: Backend }>;
+  connect(clientIp: string, listenerPort: number, onread?: OnReadOpts): Promise<{ socket: Socket; backend: Backend }>;
   /** A plain connection to one given backend (no balancing, no retries): for handlers that keep their own
    * keep-alive pool per backend and only need a fresh socket when the pool is empty. */
-  connectBackend(backend: Backend, listenerPort: number): Promise<Socket>;
+  connectBackend(backend: Backend, listenerPort: number, onread?: OnReadOpts): Promise<Socket>;
   /** The server this client would get now (without connecting), or undefined when none can take it. */
   choose(clientIp: string): Backend | undefined;
   /** One JSON log line (the core adds time and worker). */

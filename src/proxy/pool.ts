@@ -227,7 +227,7 @@ export class Pool implements VipRuntime {
       : leastConnections(clientIp, this.list, this.usableNew);
   }
 
-  async connect(clientIp: string, listenerPort: number): Promise<{ socket: net.Socket; backend: BackendImpl }> {
+  async connect(clientIp: string, listenerPort: number, onread?: net.OnReadOpts): Promise<{ socket: net.Socket; backend: BackendImpl }> {
     const first = this.choose(clientIp);
     if (!first) throw new NoServerError(this.name);
     const tries = 1 + this.config.retries;
@@ -236,7 +236,7 @@ export class Pool implements VipRuntime {
     let lastErr = "";
     for (let attempt = 0; attempt < tries && backend; attempt++) {
       try {
-        const socket = await this.connectBackend(backend, listenerPort);
+        const socket = await this.connectBackend(backend, listenerPort, onread);
         if (this.config.persistence.type === "source-ip") this.persistence.pin(clientIp, backend.name);
         return { socket, backend };
       } catch (e) {
@@ -250,7 +250,8 @@ export class Pool implements VipRuntime {
     throw new NoServerError(this.name, `no real server answered (${tried?.length ?? 0} tried, last: ${lastErr})`);
   }
 
-  connectBackend(backend: BackendImpl, listenerPort: number): Promise<net.Socket> {
+  /** `onread` (optional, TCP mode): read the server's bytes into caller-provided buffers instead of 'data'. */
+  connectBackend(backend: BackendImpl, listenerPort: number, onread?: net.OnReadOpts): Promise<net.Socket> {
     const t = this.config.timeouts;
     return new Promise((resolve, reject) => {
       const socket = net.connect({
@@ -259,6 +260,7 @@ export class Pool implements VipRuntime {
         localAddress: this.config.sourceAddress ?? undefined,
         allowHalfOpen: true,
         noDelay: true,
+        ...(onread ? { onread } : {}),
       });
       const timer = setTimeout(() => {
         const e: NodeJS.ErrnoException = new Error(`connect timed out after ${t.connectMs} ms`);

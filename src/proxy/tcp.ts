@@ -80,7 +80,8 @@ export const createTcpHandler: HandlerFactory = (listener: Listener, vip: VipRun
       client.destroy();
     }
     const cfg = vip.config;
-    vip.connect(clientIp, port).then(
+    const sink = new ServerToClient(client);
+    vip.connect(clientIp, port, sink.onread).then(
       ({ socket: server, backend }) => {
         client.off("error", onEarlyError);
         if (early || client.destroyed) {
@@ -88,7 +89,7 @@ export const createTcpHandler: HandlerFactory = (listener: Listener, vip: VipRun
           logLine(vip, clientIp, clientPort, port, backend.name, 0, 0, start, early ?? "client-closed");
           return;
         }
-        pipe(vip, cfg, client, server, backend.name, clientIp, clientPort, port, start, (close, meter) =>
+        pipe(vip, cfg, client, server, sink, backend.name, clientIp, clientPort, port, start, (close, meter) =>
           (backend as unknown as { openSession(c: () => void, m?: ByteMeter): SessionHandle }).openSession(close, meter),
         );
       },
@@ -107,6 +108,7 @@ function pipe(
   cfg: VipRuntime["config"],
   client: Socket,
   server: Socket,
+  sink: ServerToClient,
   serverName: string,
   clientIp: string,
   clientPort: number,
@@ -158,7 +160,68 @@ function pipe(
   client.on("close", onClose);
   server.on("close", onClose);
   relay(client, server);
-  relay(server, client);
+  sink.attach(server);
+}
+
+/** Pooled 64 KiB read buffers for the server->client direction (per process, small free list). */
+const BUF_SIZE = 64 * 1024;
+const FREE_MAX = 32;
+const free: Buffer[] = [];
+const takeBuf = (): Buffer => free.pop() ?? Buffer.allocUnsafeSlow(BUF_SIZE);
+const giveBuf = (b: Buffer) => {
+  if (free.length < FREE_MAX) free.push(b);
+};
+/** Pause reading the server while the client has more than this queued. */
+const HIGH_WATER = 1024 * 1024;
+
+/**
+ * The server->client direction without a fresh buffer per read: the server socket reads (onread) into a
+ * reused buffer; each read is written to the client at once. Usually the write completes synchronously; when
+ * it is queued instead (client writableLength grew, so the queue references our buffer), the buffer goes with
+ * the write (back to the free list in its callback) and the next read takes another. Idle connections hold a
+ * buffer only between reads of the same burst: the `buffer` function is called when reading (re)starts.
+ */
+class ServerToClient {
+  private cur: Buffer | undefined;
+  private server: Socket | undefined;
+  private pending: Buffer[] | undefined;
+  readonly onread: { buffer: () => Buffer; callback: (nread: number, buf: Uint8Array) => boolean };
+
+  constructor(private readonly client: Socket) {
+    this.onread = {
+      buffer: () => (this.cur ??= takeBuf()),
+      callback: (nread, buf) => this.onRead(nread, buf as Buffer),
+    };
+  }
+
+  private onRead(nread: number, buf: Buffer): boolean {
+    const client = this.client;
+    if (!this.server) {
+      // Bytes before the pipe is attached (not expected: the pipe attaches in the connect's continuation).
+      (this.pending ??= []).push(Buffer.from(buf.subarray(0, nread)));
+      return true;
+    }
+    if (client.destroyed) return true;
+    const before = client.writableLength;
+    client.write(buf.subarray(0, nread), (err) => {
+      if (!err && buf !== this.cur) giveBuf(buf);
+    });
+    if (client.writableLength > before) this.cur = undefined; // queued: the write owns buf now
+    return client.writableLength <= HIGH_WATER;
+  }
+
+  attach(server: Socket) {
+    this.server = server;
+    const client = this.client;
+    if (this.pending) {
+      for (const b of this.pending) client.write(b);
+      this.pending = undefined;
+    }
+    client.on("drain", () => server.resume());
+    server.on("end", () => {
+      if (!client.destroyed) client.end();
+    });
+  }
 }
 
 /** One direction of the pipe: write what arrives, pause the reader while the writer's buffer is full, pass
