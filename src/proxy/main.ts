@@ -42,6 +42,11 @@ export type ToPrimary =
   | { t: "stats"; counters: CountersSnapshot; pins: Record<string, PinRecord[]> };
 
 export async function serveCommand(args: string[]): Promise<number> {
+  // A log reader that goes away (a closed pipe) must not take the proxy down: the lines are lost, the
+  // traffic keeps flowing. Without a listener, the EPIPE would be an uncaught 'error' event.
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code !== "EPIPE") process.stderr.write(`ctera-lb: stdout: ${e.message}\n`);
+  });
   if (cluster.isWorker) return runWorker();
   const { values } = parseArgs({ args, strict: true, options: { config: { type: "string" }, workers: { type: "string" } } });
   if (!values.config) {
