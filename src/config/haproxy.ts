@@ -19,6 +19,7 @@
  *                       (`http-response replace-header Set-Cookie`) on TLS connections only.
  *   admin             → a read-only HAProxy stats page on the admin address.
  */
+import { TLS12_CIPHERS, TLS13_CIPHERSUITES } from "./tls";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { join } from "node:path";
@@ -43,18 +44,9 @@ export interface HaproxyRenderOptions {
 
 export const DEFAULT_TLS_BUNDLE_DIR = "/etc/haproxy/certs";
 
-/** Mozilla "intermediate" TLS 1.2 ciphers (no RC4, no CBC-SHA1, forward secrecy only), as CTERA asks. */
-export const HAPROXY_TLS12_CIPHERS = [
-  "ECDHE-ECDSA-AES128-GCM-SHA256",
-  "ECDHE-RSA-AES128-GCM-SHA256",
-  "ECDHE-ECDSA-AES256-GCM-SHA384",
-  "ECDHE-RSA-AES256-GCM-SHA384",
-  "ECDHE-ECDSA-CHACHA20-POLY1305",
-  "ECDHE-RSA-CHACHA20-POLY1305",
-  "DHE-RSA-AES128-GCM-SHA256",
-  "DHE-RSA-AES256-GCM-SHA384",
-].join(":");
-export const HAPROXY_TLS13_CIPHERSUITES = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+/** The shared cipher policy (src/config/tls.ts), under the names this renderer exports. */
+export const HAPROXY_TLS12_CIPHERS = TLS12_CIPHERS;
+export const HAPROXY_TLS13_CIPHERSUITES = TLS13_CIPHERSUITES;
 
 /** One combined PEM file HAProxy reads for a TLS listener: the certificate chain followed by the key. */
 export interface HaproxyTlsBundle {

@@ -1,6 +1,21 @@
 import { X509Certificate, createPrivateKey } from "node:crypto";
 
 /**
+ * The one cipher policy of both engines (our proxy and the rendered haproxy.cfg): TLS 1.2 with ECDHE
+ * (forward secrecy) and AEAD only — no RC4, 3DES, CBC, static RSA or SHA-1 MACs, as CTERA asks — and the
+ * TLS 1.3 suites. Mozilla's "intermediate" profile without DHE.
+ */
+export const TLS12_CIPHERS = [
+  "ECDHE-ECDSA-AES128-GCM-SHA256",
+  "ECDHE-RSA-AES128-GCM-SHA256",
+  "ECDHE-ECDSA-AES256-GCM-SHA384",
+  "ECDHE-RSA-AES256-GCM-SHA384",
+  "ECDHE-ECDSA-CHACHA20-POLY1305",
+  "ECDHE-RSA-CHACHA20-POLY1305",
+].join(":");
+export const TLS13_CIPHERSUITES = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+
+/**
  * Checks that a certificate and a key are PEM and belong together. Returns a list of problems (empty when
  * fine), each with the fix, so callers can attach their own field paths.
  */

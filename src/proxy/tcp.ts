@@ -163,8 +163,10 @@ function pipe(
   sink.attach(server);
 }
 
-/** Pooled 64 KiB read buffers for the server->client direction (per process, small free list). */
-const BUF_SIZE = 64 * 1024;
+/** Pooled read buffers for the server->client direction (per process, small free list). 16 KiB, HAProxy's
+ * tune.bufsize: Node keeps a connection's read buffer while it is idle, and CTTP keeps thousands of quiet
+ * sessions open for hours (64 KiB would cost 64 MiB per 1000 sessions). */
+const BUF_SIZE = 16 * 1024;
 const FREE_MAX = 32;
 const free: Buffer[] = [];
 const takeBuf = (): Buffer => free.pop() ?? Buffer.allocUnsafeSlow(BUF_SIZE);

@@ -2,6 +2,7 @@
  * TLS termination settings. Built once per factory call: a reload builds a new context (new certificate for
  * new connections) while open connections keep the context they were accepted with.
  */
+import { TLS12_CIPHERS, TLS13_CIPHERSUITES } from "../../config/tls";
 import { readFileSync } from "node:fs";
 import { randomBytes, constants as C } from "node:crypto";
 import * as tls from "node:tls";
@@ -12,17 +13,7 @@ import type { TlsFiles } from "../../config";
  * TLS 1.3 suites, then TLS 1.2 with ECDHE (forward secrecy) and AEAD only: no RC4, no 3DES, no CBC, no
  * static RSA key exchange, no SHA-1 MACs. This is Mozilla's "intermediate" profile without DHE.
  */
-export const CIPHERS = [
-  "TLS_AES_128_GCM_SHA256",
-  "TLS_AES_256_GCM_SHA384",
-  "TLS_CHACHA20_POLY1305_SHA256",
-  "ECDHE-ECDSA-AES128-GCM-SHA256",
-  "ECDHE-RSA-AES128-GCM-SHA256",
-  "ECDHE-ECDSA-AES256-GCM-SHA384",
-  "ECDHE-RSA-AES256-GCM-SHA384",
-  "ECDHE-ECDSA-CHACHA20-POLY1305",
-  "ECDHE-RSA-CHACHA20-POLY1305",
-].join(":");
+export const CIPHERS = `${TLS13_CIPHERSUITES}:${TLS12_CIPHERS}`;
 
 /**
  * Session-ticket keys live as long as the process, not the context: a reload must not turn every returning
