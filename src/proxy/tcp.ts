@@ -163,10 +163,11 @@ function pipe(
   sink.attach(server);
 }
 
-/** Pooled read buffers for the server->client direction (per process, small free list). 16 KiB, HAProxy's
- * tune.bufsize: Node keeps a connection's read buffer while it is idle, and CTTP keeps thousands of quiet
- * sessions open for hours (64 KiB would cost 64 MiB per 1000 sessions). */
-const BUF_SIZE = 16 * 1024;
+/** Pooled 64 KiB read buffers for the server->client direction (per process, small free list). Measured
+ * (`npm run bench -- --quick --only tcp`, two runs each): 64 KiB gave tcp_mibs 0.95-0.97 x HAProxy, 16 KiB
+ * 0.68-0.69. The cost: Node keeps a connection's read buffer while it is idle, so each open TCP-mode
+ * session (CTTP keeps thousands open for hours) holds 64 KiB — 64 MiB per 1000 sessions (README, Limits). */
+const BUF_SIZE = 64 * 1024;
 const FREE_MAX = 32;
 const free: Buffer[] = [];
 const takeBuf = (): Buffer => free.pop() ?? Buffer.allocUnsafeSlow(BUF_SIZE);
