@@ -14,7 +14,7 @@ export const USAGE = `usage:
                   [--health-host <name>]
   ctera-lb validate <config.json>
   ctera-lb schema
-  ctera-lb serve --config <config.json>
+  ctera-lb serve --config <config.json> [--workers N]
   ctera-lb plan --stack ssl-on-portal|ssl-on-lb
   ctera-lb demo
 `;
