@@ -5,41 +5,11 @@
  * in test-output/ui/; with UPDATE_DOCS_SCREENSHOTS=1 the drain screenshot also goes to docs/status-drain.png.
  */
 import { sleep } from "../helpers/net";
-import { Browser, WatchedPage, launchBrowser, recordMeasurement, screenshot } from "./browser";
-import { LiveLab, startLiveLab } from "./live-lab";
-
-const TOKEN = "status-page-admin-token-7d1c0e5a";
-const POLL_LIMIT_MS = 10_000; // the page polls every 1.5 s; a stopped server fails 3 checks 500 ms apart: a few seconds is plenty
+import { recordMeasurement, screenshot } from "./browser";
+import { POLL_LIMIT_MS, TOKEN, liveStatusPage } from "./live-page";
 
 describe("status page on the live proxy: operator actions", () => {
-  let lab: LiveLab;
-  let browser: Browser;
-  let w: WatchedPage | undefined;
-
-  beforeAll(async () => {
-    lab = await startLiveLab({ token: TOKEN, third: 32 });
-    browser = await launchBrowser();
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await lab?.close();
-  });
-  afterEach(async () => {
-    await w?.page.close().catch(() => undefined);
-    w = undefined;
-    await lab.resetServers();
-  });
-
-  const row = (server: string) => w!.page.locator(`tr[data-server="CTERA_Portal/${server}"]`);
-  const badge = (server: string) => row(server).locator(".state-text");
-  const apiState = async (server: string) => (await lab.status()).virtualServices[0].servers.find((s: { name: string }) => s.name === server).state as string;
-
-  async function open(viewport?: { width: number; height: number }) {
-    w = await browser.newPage(viewport);
-    await w.page.goto(lab.adminUrl);
-    for (const s of ["portal-1", "portal-2", "portal-3"]) await badge(s).getByText("UP", { exact: true }).waitFor({ timeout: POLL_LIMIT_MS });
-    return w.page;
-  }
+  const { watched, row, badge, apiState, open } = liveStatusPage(32);
 
   test("with a wrong token, drain + confirm is refused: the page shows 401 and the server stays UP", async () => {
     const page = await open();
@@ -80,7 +50,7 @@ describe("status page on the live proxy: operator actions", () => {
     await page.keyboard.press("Escape");
     await sleep(1600); // more than one poll: a POST, had one been sent, would have been recorded and applied
     await screenshot(page, "status-cancelled");
-    const posts = w!.requests.filter((u) => u.includes("/api/servers/"));
+    const posts = watched().requests.filter((u) => u.includes("/api/servers/"));
     expect(posts).toEqual([]);
     expect(await apiState("portal-3")).toBe("UP");
   });

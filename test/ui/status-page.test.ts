@@ -6,46 +6,16 @@
  * screenshots also go to docs/status-*.png.
  */
 import { waitFor } from "../helpers/net";
-import { Browser, WatchedPage, launchBrowser, recordMeasurement, screenshot } from "./browser";
-import { LiveLab, startLiveLab } from "./live-lab";
-
-const TOKEN = "status-page-admin-token-7d1c0e5a";
-const POLL_LIMIT_MS = 10_000; // the page polls every 1.5 s; a stopped server fails 3 checks 500 ms apart: a few seconds is plenty
+import { recordMeasurement, screenshot } from "./browser";
+import { POLL_LIMIT_MS, TOKEN, liveStatusPage } from "./live-page";
 
 describe("status page on the live proxy: what it shows", () => {
-  let lab: LiveLab;
-  let browser: Browser;
-  let w: WatchedPage | undefined;
-
-  beforeAll(async () => {
-    lab = await startLiveLab({ token: TOKEN, third: 30 });
-    browser = await launchBrowser();
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await lab?.close();
-  });
-  afterEach(async () => {
-    await w?.page.close().catch(() => undefined);
-    w = undefined;
-    await lab.resetServers();
-  });
-
-  const row = (server: string) => w!.page.locator(`tr[data-server="CTERA_Portal/${server}"]`);
-  const badge = (server: string) => row(server).locator(".state-text");
-  const apiState = async (server: string) => (await lab.status()).virtualServices[0].servers.find((s: { name: string }) => s.name === server).state as string;
-
-  async function open(viewport?: { width: number; height: number }) {
-    w = await browser.newPage(viewport);
-    await w.page.goto(lab.adminUrl);
-    for (const s of ["portal-1", "portal-2", "portal-3"]) await badge(s).getByText("UP", { exact: true }).waitFor({ timeout: POLL_LIMIT_MS });
-    return w.page;
-  }
+  const { lab, watched, row, badge, apiState, open } = liveStatusPage(30);
 
   test("shows the three Portal servers UP with the VIP's listeners, persistence and health-check settings", async () => {
     const page = await open();
     // Traffic while the page watches, so the throughput graphs have something to draw (bounded: 12 requests).
-    await lab.traffic(12, 200);
+    await lab().traffic(12, 200);
     await waitFor(async () => ((await row("portal-1").locator("polyline").getAttribute("points")) ?? "").split(" ").length >= 3, 10_000, 200);
     const vip = page.locator('section[data-vip="CTERA_Portal"]');
     const settings = await vip.locator("dl.settings").innerText();
@@ -56,13 +26,13 @@ describe("status page on the live proxy: what it shows", () => {
     expect(settings).toContain("127.0.30.10:995");
     expect(settings).toMatch(/Source IP, idle timeout 30 min/);
     expect(settings).toMatch(/HTTPS GET :443 \/admin\/startup, every 500 ms, rise 2 \/ fall 3/);
-    expect(w!.problems).toEqual([]);
+    expect(watched().problems).toEqual([]);
   });
 
   test("a stopped Portal shows DOWN, in red and in words, within a few seconds", async () => {
     const page = await open();
     const t0 = Date.now();
-    await lab.stopPortal("portal-2");
+    await lab().stopPortal("portal-2");
     await badge("portal-2").getByText("DOWN", { exact: true }).waitFor({ timeout: POLL_LIMIT_MS });
     recordMeasurement("portal stopped -> page shows DOWN (ms)", Date.now() - t0);
     await page.locator("#events-body tr").filter({ hasText: "portal-2" }).first().waitFor({ timeout: POLL_LIMIT_MS });
