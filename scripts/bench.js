@@ -25,7 +25,8 @@ const os = require("node:os");
 const path = require("node:path");
 
 const ROOT = path.resolve(__dirname, "..");
-const BLOCK = "127.0.40";
+// CTERA_LB_BENCH_BLOCK=127.0.4X moves the whole run to another /24 of the bench range (two runs at once).
+const BLOCK = /^127\.0\.4\d$/.test(process.env.CTERA_LB_BENCH_BLOCK ?? "") ? process.env.CTERA_LB_BENCH_BLOCK : "127.0.40";
 const VIP = `${BLOCK}.10`;
 const SERVERS = [`${BLOCK}.11`, `${BLOCK}.12`, `${BLOCK}.13`];
 const SERVER_PORT = 8080;
