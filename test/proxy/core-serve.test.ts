@@ -40,7 +40,7 @@ const lines = (s: Served) =>
     .filter((l) => l.startsWith("{"))
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 
-describe("ctera-lb serve (cluster)", () => {
+describe("ctera-lb serve (primary + worker process)", () => {
   let portals: SimPortal[];
   let dir: string;
   let file: string;
