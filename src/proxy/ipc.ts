@@ -12,7 +12,7 @@ export type StateMsg = { vip: string; server: string; health: Health; admin: Adm
 
 /** Primary → worker. A "listener" message carries the primary's listening server as its handle. */
 export type ToWorker =
-  | { t: "config"; config: RuntimeConfig; processes: number; states?: StateMsg[]; pins?: Record<string, PinRecord[]> }
+  | { t: "config"; config: RuntimeConfig; processes: number; states?: StateMsg[]; pins?: Record<string, PinRecord[]>; ticketKeys?: string }
   | { t: "listener"; key: string }
   | { t: "listener-failed"; key: string; error: string }
   | ({ t: "state" } & StateMsg)

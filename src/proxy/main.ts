@@ -26,6 +26,7 @@ import { Control } from "./control";
 import { Core, CountersSnapshot } from "./core";
 import type { ToPrimary, ToWorker } from "./ipc";
 import { WORKER_ENV } from "./ipc";
+import { ticketKeys } from "./http/tls";
 import { JsonLog } from "./log";
 import { PersistenceTable, PinRecord } from "./persistence";
 import { zeroCounters } from "./pool";
@@ -164,7 +165,8 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
         case "hello": {
           const snapshot: Record<string, PinRecord[]> = {};
           for (const [vip, t] of pins) snapshot[vip] = t.snapshot();
-          send(w, { t: "config", config: cfg, processes: count, states: control.states(), pins: snapshot });
+          const keys = ticketKeys().toString("base64");
+          send(w, { t: "config", config: cfg, processes: count, states: control.states(), pins: snapshot, ticketKeys: keys });
           for (const [key, server] of shared) send(w, { t: "listener", key }, server);
           break;
         }

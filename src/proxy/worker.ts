@@ -8,6 +8,7 @@
 import type { Server } from "node:net";
 import { Core } from "./core";
 import type { ToPrimary, ToWorker } from "./ipc";
+import { setTicketKeys } from "./http/tls";
 import { JsonLog } from "./log";
 
 export function runWorker(): Promise<number> {
@@ -64,6 +65,8 @@ export function runWorker(): Promise<number> {
           break;
         }
         case "config": {
+          // The primary's session-ticket keys, before any TLS context is built: resumption works across processes.
+          if (m.ticketKeys) setTicketKeys(Buffer.from(m.ticketKeys, "base64"));
           core ??= new Core({ log, sharePins: true, processes: m.processes, bind });
           const c = core;
           const applied = c.apply(m.config);
