@@ -22,6 +22,7 @@ import { Control } from "./control";
 import { Core, CountersSnapshot } from "./core";
 import type { Health } from "./health";
 import { JsonLog } from "./log";
+import { PeerSync } from "./peer";
 import { PersistenceTable, PinRecord } from "./persistence";
 import { zeroCounters } from "./pool";
 
@@ -103,11 +104,24 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
     workers: () => live.size,
   });
   control.starting = true;
+  // HA pair: touched entries (from the workers' batches) go to the peer; the peer's go into the primary's
+  // table and out to every worker, like another worker's entries.
+  const peer = new PeerSync({
+    config: () => cfg,
+    snapshot: (vip) => pins.get(vip)?.snapshot() ?? [],
+    merge: (vip, records) => {
+      pins.get(vip)?.merge(records);
+      broadcast({ t: "pins", vip, records });
+    },
+    log: (r) => log.write(r),
+  });
+  control.peer = peer;
   let admin: AdminServer;
   try {
     admin = await startAdminServer(control, cfg.admin);
   } catch (e) {
     control.close();
+    peer.stop();
     log.write({ event: "fatal", error: `admin ${cfg.admin.address}:${cfg.admin.port}: ${(e as Error).message}` });
     log.flush();
     return 1;
@@ -151,6 +165,7 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
           for (const [vip, records] of Object.entries(m.pins)) {
             pins.get(vip)?.merge(records);
             broadcast({ t: "pins", vip, records }, w);
+            peer.offer(vip, records);
           }
           break;
       }
@@ -189,6 +204,7 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
     syncPinTables();
     broadcast({ t: "config", config: next, processes: count });
     control.apply(next); // states for new servers reach workers after their config (one ordered channel each)
+    peer.apply();
     if (prevAdmin.address !== next.admin.address || prevAdmin.port !== next.admin.port) {
       await admin.close();
       try {
@@ -232,6 +248,7 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
   process.off("SIGHUP", onHup);
   process.off("SIGTERM", onTerm);
   process.off("SIGINT", onTerm);
+  peer.stop();
   control.close();
   await admin.close();
   for (const t of pins.values()) t.close();
