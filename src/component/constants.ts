@@ -13,3 +13,9 @@ export const DEPLOYMENT_TAG = "ctera-lb:deployment";
 export function isGraviton(instanceType: string): boolean {
   return /^[a-z]+\d+[a-z]*g[a-z]*\./.test(instanceType) && !/^(g\d|p\d|inf|trn)/.test(instanceType);
 }
+
+/** highAvailability: the object naming a node's peer for the persistence sync (`{"peer":{address,port}}`).
+ * The boot script derives it from the node's keepalived.conf key (same folder), so user data stays as it was. */
+export function haPeerObjectKey(node: string): string {
+  return `ha/${node}/peer.json`;
+}

@@ -14,6 +14,8 @@
  *   <name>-vip              aws:ec2:NetworkInterface  holds the VIP until the VM claims it (auto VIP only)
  *   <name>-vip-eip (+ -vip-eip-assoc)                 publicVip
  *   <name>-vm-0-eth0, -vm-0-eth1, -vm-0-eth1-attach, -vm-0   the VM and its interfaces
+ *   highAvailability: -vm-1..., -ha-vm-N (keepalived.conf), -ha-peer-vm-N (the peer for the persistence sync),
+ *                     VRRP and persistence-sync rules between the pair
  */
 import * as path from "node:path";
 import * as fs from "node:fs";
@@ -26,7 +28,7 @@ import { CteraPortalLoadBalancerArgs, ParsedArgs, parseComponentArgs } from "./a
 import { SSM_MANAGED_POLICY_ARN_SUFFIX, assumeRolePolicy, instancePolicy } from "./policy";
 import { TrafficModel, deriveTraffic, hostCidr } from "./traffic";
 import { renderUserData } from "./userdata";
-import { COMPONENT_TYPE, CONFIG_OBJECT_KEY, DEPLOYMENT_TAG, TLS_CERT_PATH, TLS_KEY_PATH, isGraviton } from "./constants";
+import { COMPONENT_TYPE, CONFIG_OBJECT_KEY, DEPLOYMENT_TAG, TLS_CERT_PATH, TLS_KEY_PATH, haPeerObjectKey, isGraviton } from "./constants";
 
 /** Only used to render at construction (ports and validation do not depend on the VIP). */
 const PLACEHOLDER_VIP = "192.0.2.1";
@@ -387,7 +389,45 @@ export class CteraPortalLoadBalancer extends pulumi.ComponentResource {
             adminPort: this.traffic.adminPort,
           }),
         );
+      // Persistence sync (runtime config highAvailability.peer): each node pushes the entries that differ from
+      // the rendezvous first choice to the other node's admin API, authenticated with the admin token. The peer's
+      // address differs per node while the config object is shared, so each node gets a small object naming its
+      // peer, which the config poller folds into the config (as it binds admin.address). Without an admin
+      // token there is nothing to authenticate with: no sync (clients re-pinned after a Portal server failure
+      // may then move once more on a failover).
+      const peerSync = design.admin.token !== null;
+      if (peerSync) {
+        const port = this.traffic.adminPort;
+        for (const n of nodes) {
+          const cidr = pulumi.interpolate`${n.eth0.privateIp}/32`;
+          new aws.vpc.SecurityGroupIngressRule(
+            `${name}-peer-sync-from-${n.node}`,
+            { securityGroupId: internalSg.id, ipProtocol: "tcp", fromPort: port, toPort: port, cidrIpv4: cidr, description: `persistence sync from ${n.vmName} (admin API)`, tags: ruleTags },
+            { parent: internalSg },
+          );
+          new aws.vpc.SecurityGroupEgressRule(
+            `${name}-peer-sync-to-${n.node}`,
+            { securityGroupId: internalSg.id, ipProtocol: "tcp", fromPort: port, toPort: port, cidrIpv4: cidr, description: `persistence sync to ${n.vmName} (admin API)`, tags: ruleTags },
+            { parent: internalSg },
+          );
+        }
+      }
       nodes.forEach((n, i) => {
+        if (peerSync) {
+          haObjects.push(
+            new aws.s3.BucketObjectv2(
+              `${name}-ha-peer-${n.node}`,
+              {
+                bucket: bucket.id,
+                key: haPeerObjectKey(n.node),
+                content: nodes[1 - i].eth0.privateIp.apply((ip) => JSON.stringify({ peer: { address: ip, port: this.traffic.adminPort } }) + "\n"),
+                contentType: "application/json",
+                tags,
+              },
+              { parent: bucket, dependsOn: bucketReady },
+            ),
+          );
+        }
         haObjects.push(
           new aws.s3.BucketObjectv2(
             `${name}-ha-${n.node}`,

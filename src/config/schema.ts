@@ -156,6 +156,32 @@ export const AdminSchema = z
   })
   .strict();
 
+export const HighAvailabilitySchema = z
+  .object({
+    peer: z
+      .object({
+        address: ipAddress.describe("The other node's internal address, where its admin API listens."),
+        port: port.default(9090).describe("The other node's admin API port."),
+      })
+      .strict()
+      .describe("The other load balancer of the pair: persistence entries are pushed to its admin API (POST /api/persistence/merge, bearer admin.token)."),
+    syncIntervalMs: z
+      .number()
+      .int()
+      .min(100, { message: "the sync interval is between 100 ms and 60000 ms" })
+      .max(60000, { message: "the sync interval is between 100 ms and 60000 ms" })
+      .default(1000)
+      .describe("How often changed persistence entries are pushed to the peer (one request at a time)."),
+    maxEntriesPerMessage: z
+      .number()
+      .int()
+      .min(1, { message: "maxEntriesPerMessage is between 1 and 20000" })
+      .max(20000, { message: "maxEntriesPerMessage is between 1 and 20000 (a message stays under 1 MiB)" })
+      .default(5000)
+      .describe("Entries per push; more wait for the next push."),
+  })
+  .strict();
+
 export const RuntimeConfigSchema = z
   .object({
     version: z.literal(CONFIG_VERSION).describe("Config format version."),
@@ -163,6 +189,9 @@ export const RuntimeConfigSchema = z
     admin: AdminSchema.prefault({}).describe("Admin API, metrics and status page."),
     workers: z.number().int().min(1).max(64).nullable().default(null).describe("Serving processes: the primary plus workers-1 forked ones; null: one per CPU."),
     drainTimeoutMs: z.number().int().min(0).default(30000).describe("SIGTERM: how long open connections may finish."),
+    highAvailability: HighAvailabilitySchema.optional().describe(
+      "HA pair: share persistence entries with the peer load balancer, so clients re-pinned after a Portal server failure keep their server across a failover. Omitted: no sync.",
+    ),
   })
   .strict();
 
@@ -177,3 +206,4 @@ export type Timeouts = z.output<typeof TimeoutsSchema>;
 export type HttpOptions = z.output<typeof HttpOptionsSchema>;
 export type AdminConfig = z.output<typeof AdminSchema>;
 export type TlsFiles = z.output<typeof TlsFilesSchema>;
+export type HighAvailabilityConfig = z.output<typeof HighAvailabilitySchema>;

@@ -42,6 +42,7 @@ function crossFieldIssues(cfg: RuntimeConfig, checkFiles: boolean): ConfigIssue[
     else bound.set(key, path);
   };
   claim(cfg.admin.address, cfg.admin.port, "admin");
+  issues.push(...highAvailabilityIssues(cfg));
 
   const names = new Set<string>();
   cfg.virtualServices.forEach((vs, v) => {
@@ -91,6 +92,33 @@ function crossFieldIssues(cfg: RuntimeConfig, checkFiles: boolean): ConfigIssue[
     }
   });
   return issues;
+}
+
+/** The persistence sync with the peer: authenticated, reachable, and not pointed at this node itself. */
+function highAvailabilityIssues(cfg: RuntimeConfig): ConfigIssue[] {
+  const ha = cfg.highAvailability;
+  if (!ha) return [];
+  const out: ConfigIssue[] = [];
+  if (cfg.admin.token === null) {
+    out.push({
+      path: "admin.token",
+      message: "highAvailability pushes persistence entries to the peer with the admin token: set admin.token (at least 16 characters, the same on both nodes)",
+    });
+  }
+  const loopback = (a: string) => a.startsWith("127.") || a === "::1";
+  if (loopback(cfg.admin.address) && !loopback(ha.peer.address)) {
+    out.push({
+      path: "admin.address",
+      message: `the admin API listens on ${cfg.admin.address} only, so the peer ${ha.peer.address} cannot push its entries here: bind admin.address to this node's internal address (or 0.0.0.0)`,
+    });
+  }
+  if (ha.peer.address === cfg.admin.address && ha.peer.port === cfg.admin.port) {
+    out.push({
+      path: "highAvailability.peer.address",
+      message: `${ha.peer.address}:${ha.peer.port} is this node's own admin API: give the other node's internal address`,
+    });
+  }
+  return out;
 }
 
 function tlsFileIssues(certFile: string, keyFile: string, at: string): ConfigIssue[] {

@@ -8,6 +8,7 @@ import type { ServerState } from "./contract";
 import type { CountersSnapshot } from "./core";
 import { checkPort, CheckResult, Health, HealthManager } from "./health";
 import type { JsonLog } from "./log";
+import type { PeerSync } from "./peer";
 import { zeroCounters } from "./pool";
 
 export const VERSION = "0.1.0";
@@ -49,6 +50,8 @@ export class Control {
   draining = false;
   /** True until the data plane listens (serve: every process is ready); /healthz answers 503 meanwhile. */
   starting = false;
+  /** The persistence sync with the HA peer (set by the runtime when the config has `highAvailability`). */
+  peer: PeerSync | undefined;
 
   constructor(
     config: RuntimeConfig,
@@ -189,6 +192,9 @@ export class Control {
         };
       }),
       events: this.events.slice(-100),
+      peerSync: this.config.highAvailability && this.peer
+        ? { peer: `${this.config.highAvailability.peer.address}:${this.config.highAvailability.peer.port}`, ...this.peer.stats }
+        : null,
     };
   }
 

@@ -9,6 +9,7 @@ import { startAdminServer, AdminServer } from "./admin/server";
 import { Control } from "./control";
 import { Core, CountersSnapshot } from "./core";
 import { JsonLog, LogSink } from "./log";
+import { PeerSync } from "./peer";
 
 export type { ServerState, Backend, VipRuntime, HandlerFactory, SessionHandle } from "./contract";
 export { NoServerError } from "./contract";
@@ -17,6 +18,7 @@ export { Control, VERSION } from "./control";
 export { proxyV2Header } from "./tcp";
 export { preferenceOrder, firstChoice, rendezvousScore } from "./selection";
 export { PersistenceTable } from "./persistence";
+export { PeerSync, firstChoiceOf } from "./peer";
 export { runCheck, HealthState, HealthManager } from "./health";
 
 export interface StartOptions {
@@ -42,6 +44,8 @@ export interface ProxyHandle {
   readonly admin: AdminServer | undefined;
   readonly core: Core;
   readonly control: Control;
+  /** The persistence sync with the HA peer (idle without `highAvailability` in the config). */
+  readonly peer: PeerSync;
   /** Stops accepting, lets connections finish for up to timeoutMs (default config.drainTimeoutMs), closes. */
   drain(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
@@ -49,7 +53,8 @@ export interface ProxyHandle {
 
 export async function startProxy(config: RuntimeConfig, opts: StartOptions = {}): Promise<ProxyHandle> {
   const log = new JsonLog(opts.log ?? ((s) => process.stdout.write(s)), { pid: process.pid });
-  const core = new Core({ log });
+  // Touched persistence entries are batched (as between cluster workers) so the HA peer sync can take them.
+  const core = new Core({ log, sharePins: true });
   let current = config;
   const control = new Control(config, {
     log,
@@ -65,6 +70,16 @@ export async function startProxy(config: RuntimeConfig, opts: StartOptions = {})
     control.close();
     throw e;
   }
+  const peer = new PeerSync({
+    config: () => current,
+    snapshot: (vip) => core.pools.get(vip)?.persistence.snapshot() ?? [],
+    merge: (vip, records) => core.mergePins(vip, records),
+    log: (r) => log.write(r),
+    collect: () => {
+      for (const [vip, records] of Object.entries(core.takePins())) peer.offer(vip, records);
+    },
+  });
+  control.peer = peer;
   let admin: AdminServer | undefined;
   if (opts.admin !== false) {
     try {
@@ -97,6 +112,7 @@ export async function startProxy(config: RuntimeConfig, opts: StartOptions = {})
         await core.apply(next);
       } finally {
         control.apply(next); // states reach the new pools even when a listener failed to bind
+        peer.apply();
       }
       const a = next.admin;
       if (admin && (a.address !== prev.admin.address || a.port !== prev.admin.port)) {
@@ -115,6 +131,7 @@ export async function startProxy(config: RuntimeConfig, opts: StartOptions = {})
     },
     core,
     control,
+    peer,
     async drain(timeoutMs = current.drainTimeoutMs) {
       control.draining = true;
       await core.drain(timeoutMs);
@@ -123,6 +140,7 @@ export async function startProxy(config: RuntimeConfig, opts: StartOptions = {})
     async close() {
       if (closed) return;
       closed = true;
+      peer.stop();
       control.close();
       core.close();
       await admin?.close();

@@ -28,6 +28,7 @@ import type { ToPrimary, ToWorker } from "./ipc";
 import { WORKER_ENV } from "./ipc";
 import { ticketKeys } from "./http/tls";
 import { JsonLog } from "./log";
+import { PeerSync } from "./peer";
 import { PersistenceTable, PinRecord } from "./persistence";
 import { zeroCounters } from "./pool";
 import { runWorker } from "./worker";
@@ -115,11 +116,25 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
     workers: () => 1 + live.size,
   });
   control.starting = true;
+  // HA pair: touched entries (this process's and the workers' batches) go to the peer; the peer's go into
+  // the primary's table, its own data plane and out to every worker, like another worker's entries.
+  const peer = new PeerSync({
+    config: () => cfg,
+    snapshot: (vip) => pins.get(vip)?.snapshot() ?? [],
+    merge: (vip, records) => {
+      pins.get(vip)?.merge(records);
+      core.mergePins(vip, records);
+      broadcast({ t: "pins", vip, records });
+    },
+    log: (r) => log.write(r),
+  });
+  control.peer = peer;
   let admin: AdminServer;
   try {
     admin = await startAdminServer(control, cfg.admin);
   } catch (e) {
     control.close();
+    peer.stop();
     log.write({ event: "fatal", error: `admin ${cfg.admin.address}:${cfg.admin.port}: ${(e as Error).message}` });
     log.flush();
     return 1;
@@ -130,6 +145,7 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
   } catch (e) {
     core.close();
     control.close();
+    peer.stop();
     await admin.close();
     log.write({ event: "fatal", error: (e as Error).message });
     log.flush();
@@ -153,6 +169,7 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
     for (const [vip, records] of Object.entries(core.takePins())) {
       pins.get(vip)?.merge(records);
       broadcast({ t: "pins", vip, records });
+      peer.offer(vip, records);
     }
   }, 1000);
   ticker.unref();
@@ -184,6 +201,7 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
             pins.get(vip)?.merge(records);
             core.mergePins(vip, records);
             broadcast({ t: "pins", vip, records }, w);
+            peer.offer(vip, records);
           }
           break;
       }
@@ -237,6 +255,7 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
     }
     broadcast({ t: "config", config: next, processes: count });
     control.apply(next); // states for new servers reach workers after their config (one ordered channel each)
+    peer.apply();
     if (prevAdmin.address !== next.admin.address || prevAdmin.port !== next.admin.port) {
       await admin.close();
       try {
@@ -287,6 +306,7 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
   process.off("SIGHUP", onHup);
   process.off("SIGTERM", onTerm);
   process.off("SIGINT", onTerm);
+  peer.stop();
   core.close();
   control.close();
   await admin.close();

@@ -86,6 +86,29 @@ describe("highAvailability", () => {
     expect(ud("vm-0")).not.toMatch(/auth_pass/);
   });
 
+  test("without an admin token there is no persistence sync: no peer object, no admin-port rule between the pair", () => {
+    expect(rs.filter((r) => r.name.startsWith("lb-ha-peer-") || r.name.startsWith("lb-peer-sync-"))).toEqual([]);
+  });
+
+  test("with an admin token each node's peer object names the OTHER node's admin API, and only the pair may reach that port from each other", async () => {
+    const { resources } = await runOffline(() => new CteraPortalLoadBalancer("lb", twoArm({ highAvailability: true, admin: { port: 9191, token: "pair-token-0123456789" } })) && {});
+    const ip = (node: string) => /unicast_src_ip (\S+)/.exec(String(one(resources, "aws:s3/bucketObjectv2:BucketObjectv2", `lb-ha-${node}`).inputs.content))![1];
+    const peerOf = (node: string) => one(resources, "aws:s3/bucketObjectv2:BucketObjectv2", `lb-ha-peer-${node}`).inputs;
+    expect(peerOf("vm-0").key).toBe("ha/vm-0/peer.json");
+    expect(JSON.parse(String(peerOf("vm-0").content))).toEqual({ peer: { address: ip("vm-1"), port: 9191 } });
+    expect(JSON.parse(String(peerOf("vm-1").content))).toEqual({ peer: { address: ip("vm-0"), port: 9191 } });
+    const rules = resources.filter((r) => r.name.startsWith("lb-peer-sync-"));
+    expect(rules).toHaveLength(4);
+    for (const r of rules) expect(r.inputs).toMatchObject({ ipProtocol: "tcp", fromPort: 9191, toPort: 9191, securityGroupId: "lb-internal-id" });
+    expect(rules.map((r) => r.inputs.cidrIpv4).sort()).toEqual([`${ip("vm-0")}/32`, `${ip("vm-0")}/32`, `${ip("vm-1")}/32`, `${ip("vm-1")}/32`]);
+    // The role reads its node's peer object; the VMs wait for it.
+    const doc = JSON.parse(String(one(resources, "aws:iam/rolePolicy:RolePolicy").inputs.policy));
+    const get = doc.Statement.find((x: { Action: string[] }) => x.Action.includes("s3:GetObject")).Resource;
+    expect(get).toEqual(expect.arrayContaining(["arn:aws:s3:::ctera-lb-lb-artifacts/ha/vm-0/peer.json", "arn:aws:s3:::ctera-lb-lb-artifacts/ha/vm-1/peer.json"]));
+    // The shared config object carries no peer (it differs per node): the config poller adds it on the VM.
+    expect(JSON.parse(String(one(resources, "aws:s3/bucketObjectv2:BucketObjectv2", "lb-config-object").inputs.content)).highAvailability).toBeUndefined();
+  });
+
   test("a single VM (the default) has no VRRP rule and no keepalived object", async () => {
     const { resources } = await runOffline(() => new CteraPortalLoadBalancer("lb", oneArm()) && {});
     expect(resources.filter((r) => r.inputs.ipProtocol === "112")).toEqual([]);

@@ -48,9 +48,24 @@ export interface LoadResult {
   error?: string;
 }
 
+export interface HaLabOptions {
+  /** Namespace name prefix (one per test file): "cha" (default) or "clbha2". */
+  prefix?: "cha" | "clbha2";
+  /** Persistence sync between the nodes: each node's admin API on its internal address, with a token, and
+   * highAvailability.peer naming the other node's. */
+  peerSync?: boolean;
+  /** Portal health checks (default: patient, every 2 s, fall 3). */
+  portalCheck?: { intervalMs: number; timeoutMs: number; fall: number; rise: number };
+}
+
+export const ADMIN_TOKEN = "ha-lab-token-0123456789";
+
 export class HaLab {
-  readonly prefix = `cha-${process.pid}-`;
+  readonly prefix: string;
   readonly dir = mkdtempSync(join(tmpdir(), "ctera-ha-"));
+  constructor(private readonly opts: HaLabOptions = {}) {
+    this.prefix = `${opts.prefix ?? "cha"}-${process.pid}-`;
+  }
   private readonly procs = new Map<string, ChildProcess>();
   /** Every process started, also those already killed (stop() waits for their exit). */
   private readonly all: ChildProcess[] = [];
@@ -66,14 +81,46 @@ export class HaLab {
     process.on("exit", this.exitHook);
     execFileSync(NETNS, ["up", this.prefix], { stdio: "inherit" });
     this.up = true;
-    PORTALS.forEach((p, i) => this.spawn(`p${i + 1}`, `portal-${i + 1}`, [process.execPath, join(__dirname, "portal.js"), p.name, p.address, String(PORT)]));
+    PORTALS.forEach((_p, i) => this.startPortal(i + 1));
     this.writeConfigs();
     for (const n of NODES) this.startProxy(n);
     for (const n of NODES) await this.waitFor(() => this.healthy(n), 30000, `${n}: proxy /healthz`);
   }
 
+  /** Portal server n (1-3) in its namespace. */
+  startPortal(n: number): void {
+    const p = PORTALS[n - 1];
+    this.spawn(`p${n}`, `portal-${n}`, [process.execPath, join(__dirname, "portal.js"), p.name, p.address, String(PORT)]);
+  }
+
+  /** Portal server n dies (SIGKILL): its port refuses connections. */
+  killPortal(n: number): void {
+    this.killProcs(`p${n}`, [`portal-${n}`], "");
+  }
+
+  /** The node's admin API (where its track script and the peer reach it). */
+  adminUrl(n: Node): string {
+    return `http://${this.opts.peerSync ? NODE_ADDR[n] : "127.0.0.1"}:9090`;
+  }
+
+  /** GET /api/status of the node's proxy, from inside its namespace. */
+  status(n: Node): any {
+    const out = execFileSync("ip", ["netns", "exec", this.ns(n), "curl", "-sf", "--max-time", "5", `${this.adminUrl(n)}/api/status`], { encoding: "utf8" });
+    return JSON.parse(out);
+  }
+
+  /** The state of a Portal server as the node's proxy sees it (UP, DOWN, ...), or "?" when it does not answer. */
+  serverState(n: Node, server: string): string {
+    try {
+      return (this.status(n).virtualServices[0].servers as { name: string; state: string }[]).find((s) => s.name === server)?.state ?? "?";
+    } catch {
+      return "?";
+    }
+  }
+
   /** The proxy's runtime config and both keepalived.conf files, from the typed inputs. */
   private writeConfigs(): void {
+    const check = this.opts.portalCheck ?? { intervalMs: 2000, timeoutMs: 1500, fall: 3, rise: 2 };
     const config = render(
       {
         design: "ssl-on-portal",
@@ -81,8 +128,8 @@ export class HaLab {
         realServers: PORTALS.map((p) => ({ name: p.name, address: p.address })),
         // Patient Portal checks: the machine is shared, and a Portal server marked DOWN by a slow check would
         // re-place its clients, which is not what these tests are about.
-        virtualServices: { CTERA_Portal: { ports: [PORT], healthCheck: { type: "connect", port: PORT, intervalMs: 2000, timeoutMs: 1500, fall: 3 } } },
-        admin: { address: "127.0.0.1", port: 9090 },
+        virtualServices: { CTERA_Portal: { ports: [PORT], healthCheck: { type: "connect", port: PORT, ...check } } },
+        admin: { address: "127.0.0.1", port: 9090, ...(this.opts.peerSync ? { token: ADMIN_TOKEN } : {}) },
         workers: 1,
         drainTimeoutMs: 500,
       },
@@ -105,9 +152,17 @@ export class HaLab {
     );
     for (const [n, conf] of [["lba", a], ["lbb", b]] as const) {
       mkdirSync(join(this.dir, n), { recursive: true });
-      writeFileSync(join(this.dir, n, "config.json"), JSON.stringify(config, null, 2));
+      // With the sync: what the config poller does on the VMs (admin API on the node's internal address, the
+      // peer from the node's peer object), and the track script asks there.
+      const other: Node = n === "lba" ? "lbb" : "lba";
+      const nodeConfig = this.opts.peerSync
+        ? { ...config, admin: { ...config.admin, address: NODE_ADDR[n] }, highAvailability: { peer: { address: NODE_ADDR[other], port: 9090 } } }
+        : config;
+      writeFileSync(join(this.dir, n, "config.json"), JSON.stringify(nodeConfig, null, 2));
       // Each node's own state file (the notify script writes it) in its own folder.
-      writeFileSync(join(this.dir, n, "keepalived.conf"), conf.replace(/\/run\/ctera-lb\/ha-state/g, join(this.dir, n, "ha-state")));
+      let k = conf.replace(/\/run\/ctera-lb\/ha-state/g, join(this.dir, n, "ha-state"));
+      if (this.opts.peerSync) k = k.replace("http://127.0.0.1:9090/healthz", `${this.adminUrl(n)}/healthz`);
+      writeFileSync(join(this.dir, n, "keepalived.conf"), k);
     }
   }
 
@@ -151,7 +206,7 @@ export class HaLab {
 
   healthy(n: Node): boolean {
     try {
-      execFileSync("ip", ["netns", "exec", this.ns(n), join(ROOT, "scripts", "ha", "check-proxy"), "http://127.0.0.1:9090/healthz"], { stdio: "ignore" });
+      execFileSync("ip", ["netns", "exec", this.ns(n), join(ROOT, "scripts", "ha", "check-proxy"), `${this.adminUrl(n)}/healthz`], { stdio: "ignore" });
       return true;
     } catch {
       return false;
@@ -178,20 +233,21 @@ export class HaLab {
     this.killProcs(n, ["proxy"]);
   }
 
-  private killProcs(n: Node, which: string[]): void {
+  /** SIGKILL the named processes (`<n><sep><which>`) of host n, with their children. */
+  private killProcs(n: string, which: string[], sep = "-"): void {
     // keepalived's VRRP child first (its pid file), so it cannot say goodbye when its parent goes.
     if (which.includes("keepalived")) {
       const f = join(this.dir, n, "vrrp.pid");
       if (existsSync(f)) killPid(Number(readFileSync(f, "utf8").trim()));
     }
     for (const w of which) {
-      const p = this.procs.get(`${n}-${w}`);
+      const p = this.procs.get(sep ? `${n}${sep}${w}` : w);
       if (p?.pid) {
         // The process and its children at once (serve's worker, keepalived's VRRP child): a crash, not a stop.
         for (const child of childPids(p.pid)) killPid(child);
         killPid(p.pid);
       }
-      this.procs.delete(`${n}-${w}`);
+      this.procs.delete(sep ? `${n}${sep}${w}` : w);
     }
     // Anything else still in the namespace that we started there (notify scripts, curl).
     if (which.includes("keepalived")) for (const pid of netnsPids(this.ns(n))) killPid(pid);

@@ -16,6 +16,7 @@ const NS = `cha-${process.pid}-notify`;
 const VIP = "192.0.2.10";
 const ENI = "eni-0a1b2c3d4e5f60718";
 const ALLOC = "eipalloc-0f1e2d3c4b5a69788";
+const INSTANCE = "i-0a1b2c3d4e5f60718";
 
 // The AWS CLI takes a second or more to start, more on a busy machine.
 jest.setTimeout(90_000);
@@ -153,19 +154,24 @@ describe("the notify script (local path)", () => {
 describe("the notify script (EC2 path, real AWS CLI against the stub)", () => {
   test("master with --ec2 moves the VIP to this node's ENI and re-associates the Elastic IP", async () => {
     const url = await startStub();
-    notify("master", ["--ec2", "--eni", ENI, "--allocation-id", ALLOC], { AWS_ENDPOINT_URL_EC2: url });
+    notify("master", ["--ec2", "--eni", ENI, "--allocation-id", ALLOC, "--instance-id", INSTANCE], { AWS_ENDPOINT_URL_EC2: url });
     expect(hasVip()).toBe(true); // the local address does not wait for the EC2 API
-    await waitFor(() => calls().length >= 2, 60000, "two EC2 calls");
-    expect(calls().map((c) => c.action)).toEqual(["AssignPrivateIpAddresses", "AssociateAddress"]);
-    expect(calls()[0].params).toMatchObject({ NetworkInterfaceId: ENI, "PrivateIpAddress.1": VIP, AllowReassignment: "true" });
-    expect(calls()[1].params).toMatchObject({ AllocationId: ALLOC, NetworkInterfaceId: ENI, PrivateIpAddress: VIP, AllowReassociation: "true" });
-    notify("backup", ["--ec2", "--eni", ENI]);
+    await waitFor(() => calls().length >= 3, 60000, "three EC2 calls");
+    // The move (in this order) and, beside it, the state published on this node's instance.
+    const move = calls().filter((c) => c.action !== "CreateTags");
+    expect(move.map((c) => c.action)).toEqual(["AssignPrivateIpAddresses", "AssociateAddress"]);
+    expect(move[0].params).toMatchObject({ NetworkInterfaceId: ENI, "PrivateIpAddress.1": VIP, AllowReassignment: "true" });
+    expect(move[1].params).toMatchObject({ AllocationId: ALLOC, NetworkInterfaceId: ENI, PrivateIpAddress: VIP, AllowReassociation: "true" });
+    const tag = calls().find((c) => c.action === "CreateTags")!;
+    expect(tag.params).toMatchObject({ "ResourceId.1": INSTANCE, "Tag.1.Key": "ctera-lb:vrrp-state", "Tag.1.Value": "MASTER", "Tag.2.Key": "ctera-lb:vrrp-since" });
+    notify("backup", ["--ec2", "--eni", ENI, "--instance-id", INSTANCE], { AWS_ENDPOINT_URL_EC2: url });
     expect(hasVip()).toBe(false);
+    await waitFor(() => calls().some((c) => c.action === "CreateTags" && c.params["Tag.1.Value"] === "BACKUP"), 60000, "BACKUP published");
   });
 
   test("CTERA_LB_HA_EC2=0 keeps the EC2 API out of it, the local move still happens", async () => {
     const url = await startStub();
-    notify("master", ["--ec2", "--eni", ENI], { AWS_ENDPOINT_URL_EC2: url, CTERA_LB_HA_EC2: "0" });
+    notify("master", ["--ec2", "--eni", ENI, "--instance-id", INSTANCE], { AWS_ENDPOINT_URL_EC2: url, CTERA_LB_HA_EC2: "0" });
     expect(hasVip()).toBe(true);
     await new Promise((r) => setTimeout(r, 1500));
     expect(calls()).toEqual([]);
@@ -174,17 +180,18 @@ describe("the notify script (EC2 path, real AWS CLI against the stub)", () => {
 
   test("backup stops an EC2 move that is still retrying", async () => {
     const url = await startStub(100); // every call fails: ec2-move-vip keeps retrying (1 s, 2 s, 4 s, ...)
-    notify("master", ["--ec2", "--eni", ENI], { AWS_ENDPOINT_URL_EC2: url });
-    await waitFor(() => calls().length >= 1, 60000, "the first EC2 call");
+    notify("master", ["--ec2", "--eni", ENI, "--instance-id", INSTANCE], { AWS_ENDPOINT_URL_EC2: url });
+    const moves = () => calls().filter((c) => c.action === "AssignPrivateIpAddresses").length;
+    await waitFor(() => moves() >= 1, 60000, "the first EC2 call");
     const pidFile = join(dir, "ec2-move.pid");
     const pid = Number(readFileSync(pidFile, "utf8"));
     notify("backup", ["--ec2", "--eni", ENI]);
     expect(hasVip()).toBe(false);
     expect(existsSync(pidFile)).toBe(false);
     await waitFor(() => !alive(pid), 5000, "the EC2 move to end");
-    const n = calls().length;
+    const n = moves();
     await new Promise((r) => setTimeout(r, 2500));
-    expect(calls().length).toBe(n);
+    expect(moves()).toBe(n);
     expect(readLog()).toMatch(/stopped the pending EC2 move/);
   });
 });

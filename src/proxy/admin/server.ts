@@ -1,6 +1,7 @@
 /**
  * The admin API (ADMIN_API.md): GET / (status page), /healthz, /api/status, /metrics, and
- * POST /api/servers/<vip>/<server>/drain|halt|online with a bearer token compared in constant time.
+ * POST /api/servers/<vip>/<server>/drain|halt|online and POST /api/persistence/merge (the HA peer's
+ * persistence entries), both with a bearer token compared in constant time.
  * Served by the control plane (the primary). No cookies anywhere.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
@@ -8,6 +9,7 @@ import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { AdminConfig } from "../../config";
 import type { Control } from "../control";
+import { PEER_MAX_BODY_BYTES, PeerMessageError } from "../peer";
 import { statusPageHtml } from "./page";
 
 const CSP =
@@ -46,6 +48,7 @@ export function adminHandler(control: Control) {
     const url = new URL(req.url ?? "/", "http://admin.invalid");
     const path = url.pathname;
     const method = req.method ?? "GET";
+    if (path === "/api/persistence/merge") return peerMerge(control, req, res);
     req.resume();
     try {
       const action = /^\/api\/servers\/([^/]+)\/([^/]+)\/(drain|halt|online)$/.exec(path);
@@ -78,6 +81,55 @@ export function adminHandler(control: Control) {
       send(res, 500, { error: (e as Error).message });
     }
   };
+}
+
+/**
+ * POST /api/persistence/merge: the HA peer's persistence entries (src/proxy/peer.ts). Bearer admin token,
+ * JSON body of at most PEER_MAX_BODY_BYTES; 409 when this node has no `highAvailability` in its config.
+ */
+function peerMerge(control: Control, req: http.IncomingMessage, res: http.ServerResponse): void {
+  const refuse = (code: number, body: unknown, headers: Record<string, string> = {}) => {
+    req.resume();
+    send(res, code, body, { ...headers, connection: "close" });
+  };
+  if (req.method !== "POST") return refuse(405, { error: "use POST" }, { allow: "POST" });
+  if (control.config.admin.token === null) return refuse(401, { error: "read-only: no admin token is configured" });
+  if (!tokenMatches(control.config.admin.token, req.headers.authorization)) return refuse(401, { error: "missing or wrong bearer token" }, { "www-authenticate": "Bearer" });
+  const peer = control.peer;
+  if (!peer || !control.config.highAvailability) return refuse(409, { error: "persistence sync is off on this node (no highAvailability in its config)" });
+  const declared = Number(req.headers["content-length"] ?? NaN);
+  if (declared > PEER_MAX_BODY_BYTES) return refuse(413, { error: `body larger than ${PEER_MAX_BODY_BYTES} bytes` });
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let done = false;
+  req.on("data", (c: Buffer) => {
+    if (done) return;
+    size += c.length;
+    if (size > PEER_MAX_BODY_BYTES) {
+      done = true;
+      send(res, 413, { error: `body larger than ${PEER_MAX_BODY_BYTES} bytes` }, { connection: "close" });
+      req.destroy();
+      return;
+    }
+    chunks.push(c);
+  });
+  req.on("end", () => {
+    if (done) return;
+    done = true;
+    let doc: unknown;
+    try {
+      doc = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+    } catch {
+      return send(res, 400, { error: "the body is not JSON" });
+    }
+    try {
+      send(res, 200, { ok: true, ...peer.receive(doc) });
+    } catch (e) {
+      if (e instanceof PeerMessageError) return send(res, 400, { error: e.message });
+      send(res, 500, { error: (e as Error).message });
+    }
+  });
+  req.on("error", () => undefined);
 }
 
 export function startAdminServer(control: Control, cfg: AdminConfig): Promise<AdminServer> {
