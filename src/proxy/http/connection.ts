@@ -14,7 +14,7 @@ import { BodyFramer, BAD, MORE } from "./framing";
 import { HeadReader } from "./head";
 import { Body, applyEdits, isHttpError, parseRequestHead, parseResponseHead, rewriteRequestHead } from "./parse";
 import type { RequestHead, ResponseHead, ResponseOptions } from "./parse";
-import { ServerConn, backendKey, type ServerOwner, type ServerPool } from "./pool";
+import { ServerConn, ServerReader, backendKey, giveBuf, takeBuf, type ServerOwner, type ServerPool } from "./pool";
 
 /** Everything a connection needs from its listener, fixed when the factory ran (a reload builds a new one). */
 export interface ListenerContext {
@@ -38,6 +38,8 @@ export interface ListenerContext {
   respOpts: ResponseOptions;
 }
 
+/** Bytes of the shared server read buffer written as a plain (pooled) copy up to this size. */
+const SMALL_COPY = 4096;
 /** Bytes of a pipelined request held while the previous response is still running. */
 const MAX_HELD = 65536;
 /** After an error response or a graceful end: how long the client may take to close before we cut. */
@@ -315,7 +317,8 @@ export class ClientConn implements HasDeadline, ServerOwner {
     this.st = St.Connecting;
     this.pauseClient();
     const ctx = this.ctx;
-    ctx.vip.connect(this.addr, ctx.port).then(
+    const reader = new ServerReader();
+    ctx.vip.connect(this.addr, ctx.port, reader.onread).then(
       ({ socket, backend }) => {
         if (this.st !== St.Connecting) {
           socket.destroy();
@@ -323,7 +326,7 @@ export class ClientConn implements HasDeadline, ServerOwner {
         }
         this.resumeClient();
         this.bind(backend);
-        const sc = new ServerConn(socket, backend, backendKey(backend, backend.targetPort(ctx.port)), ctx.pool, ctx.serverIdleMs);
+        const sc = new ServerConn(socket, backend, backendKey(backend, backend.targetPort(ctx.port)), ctx.pool, ctx.serverIdleMs, reader);
         this.send(sc);
       },
       (e: unknown) => {
@@ -433,7 +436,30 @@ export class ClientConn implements HasDeadline, ServerOwner {
   }
 
   private writeClient(d: Buffer | string): void {
-    const ok = typeof d === "string" ? this.sock.write(d, "latin1") : this.sock.write(d);
+    const sock = this.sock;
+    let ok: boolean;
+    const rd = ServerReader.current;
+    if (typeof d === "string") ok = sock.write(d, "latin1");
+    else if (rd !== null && rd.readBuf !== null && d.buffer === rd.readBuf.buffer) {
+      // Bytes of the server's current read (see ServerReader). A TLS socket encrypts (or copies) what it is
+      // given inside write() when nothing is queued before it; a plain socket keeps a reference to whatever
+      // part the kernel did not take at once.
+      const before = sock.writableLength;
+      const direct = this.ctx.tls && before === 0 && sock.writableCorked === 0;
+      if (direct) ok = sock.write(d);
+      else if (!rd.readShared) {
+        ok = sock.write(d);
+        if (sock.writableLength > before) rd.lend();
+      } else if (d.length <= SMALL_COPY) ok = sock.write(Buffer.from(d));
+      else {
+        // The shared read buffer must stay free: write a copy in a recycled buffer, kept by the write only if
+        // it was queued.
+        const b = takeBuf();
+        d.copy(b);
+        ok = sock.write(b.subarray(0, d.length));
+        if (sock.writableLength <= before) giveBuf(b);
+      }
+    } else ok = sock.write(d);
     this.bytesOut += d.length;
     if (!ok && this.server && !this.pausedServer) {
       this.pausedServer = true;
