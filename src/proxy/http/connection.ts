@@ -96,6 +96,7 @@ export class ClientConn implements HasDeadline, ServerOwner {
   private readonly addr: string;
   private readonly started = Date.now();
   private xffBlock: Buffer | undefined;
+  private hstsTail: Buffer | undefined;
 
   private requests = 0;
   private bytesIn = 0;
@@ -522,18 +523,21 @@ export class ClientConn implements HasDeadline, ServerOwner {
           continue;
         }
         this.resp = resp;
-        this.writeResponseHead(s, r.buf, r.start, r.end, resp);
         this.respStarted = true;
         this.respFramer.start(resp.body, resp.length);
-        if (resp.body === Body.None) {
-          if (restStart < restEnd) resp.keepAlive = false; // bytes after a bodiless response: not reusable
-          this.responseComplete(false);
+        // The head goes out in one write with the body bytes that came with it (a small response: one write).
+        const e = resp.body === Body.None ? restStart : this.respFramer.feed(restBuf, restStart);
+        if (e === BAD) {
+          this.writeResponseHead(s, restBuf, r.start, r.end, resp, restStart);
+          this.destroy(`bad chunked response from the server: ${this.respFramer.error}`);
           return;
         }
-        d = restBuf.subarray(restStart, restEnd);
-        off = 0;
-        if (d.length === 0) return;
-        continue;
+        this.writeResponseHead(s, restBuf, r.start, r.end, resp, e === MORE ? restEnd : e);
+        if (e !== MORE) {
+          if (e < restEnd) resp.keepAlive = false; // bytes after the response: not reusable
+          this.responseComplete(false);
+        }
+        return;
       }
       const e = this.respFramer.feed(d, off);
       if (e === BAD) {
@@ -551,16 +555,32 @@ export class ClientConn implements HasDeadline, ServerOwner {
     }
   }
 
-  private writeResponseHead(s: string, buf: Buffer, start: number, end: number, resp: ResponseHead): void {
+  /** Writes the response head buf[start, end) (rewritten where needed) and the body bytes buf[end, bodyEnd). */
+  private writeResponseHead(s: string, buf: Buffer, start: number, end: number, resp: ResponseHead, bodyEnd: number): void {
     const ctx = this.ctx;
     const addHsts = ctx.hstsLine !== "" && !resp.hasHsts;
     if (!addHsts && !resp.edits) {
-      this.writeClient(buf.subarray(start, end));
+      this.writeClient(buf.subarray(start, bodyEnd));
       return;
     }
-    let out = resp.edits ? applyEdits(s, resp.edits) : s;
+    if (!resp.edits) {
+      // Only HSTS to add: the head's bytes, the line, the blank line and the body, as one buffer.
+      this.hstsTail ??= Buffer.from(`${ctx.hstsLine}\r\n`, "latin1");
+      const t = this.hstsTail;
+      const head = end - 2 - start;
+      const inline = bodyEnd - end <= SMALL_COPY ? bodyEnd : end; // a large body part goes as it is
+      const out = Buffer.allocUnsafe(head + t.length + inline - end);
+      buf.copy(out, 0, start, end - 2);
+      t.copy(out, head);
+      buf.copy(out, head + t.length, end, inline);
+      this.writeClient(out);
+      if (bodyEnd > inline) this.writeClient(buf.subarray(inline, bodyEnd));
+      return;
+    }
+    let out = applyEdits(s, resp.edits);
     if (addHsts) out = out.slice(0, out.length - 2) + ctx.hstsLine + "\r\n";
     this.writeClient(out);
+    if (bodyEnd > end) this.writeClient(buf.subarray(end, bodyEnd));
   }
 
   private startTunnel(rest: Buffer | null): void {
