@@ -109,7 +109,8 @@ export class ClientConn implements HasDeadline, ServerOwner {
   private seen = false;
 
   private req: RequestHead | null = null;
-  private outHead: (Buffer | string)[] = [];
+  /** The request head for the server (kept for a retry on a fresh connection). */
+  private outHead: Buffer | string = "";
   private reqDone = true;
   private resp: ResponseHead | null = null;
   /** Bytes of the current response already written to the client. */
@@ -275,12 +276,18 @@ export class ClientConn implements HasDeadline, ServerOwner {
     // lines; a rebuilt head only when the client sent headers we must replace.
     const ctx = this.ctx;
     if (req.stripClose || (ctx.xff && (req.xff !== undefined || req.xfOther))) {
-      this.outHead = [rewriteRequestHead(s, req, ctx.xff ? this.addr : undefined, ctx.xff ? ctx.xfProtoPort : "")];
+      this.outHead = rewriteRequestHead(s, req, ctx.xff ? this.addr : undefined, ctx.xff ? ctx.xfProtoPort : "");
     } else if (ctx.xff) {
       this.xffBlock ??= Buffer.from(`X-Forwarded-For: ${this.addr}\r\n${ctx.xfProtoPort}\r\n`, "latin1");
-      this.outHead = [r.buf.subarray(r.start, r.end - 2), this.xffBlock];
+      // One buffer, so the head is one write.
+      const x = this.xffBlock;
+      const n = r.end - 2 - r.start;
+      const out = Buffer.allocUnsafe(n + x.length);
+      r.buf.copy(out, 0, r.start, r.end - 2);
+      x.copy(out, n);
+      this.outHead = out;
     } else {
-      this.outHead = [r.buf.subarray(r.start, r.end)];
+      this.outHead = r.buf.subarray(r.start, r.end);
     }
     this.reqFramer.start(req.body, req.length);
     this.reqDone = req.body === Body.None;
@@ -374,16 +381,17 @@ export class ClientConn implements HasDeadline, ServerOwner {
     this.respBytesSeen = false;
     this.respHead.reset();
     const s = sc.socket;
-    s.cork();
-    for (const part of this.outHead) {
-      if (typeof part === "string") {
-        s.write(part, "latin1");
-        this.bytesIn += part.length;
-      } else {
-        s.write(part);
-        this.bytesIn += part.length;
-      }
+    const head = this.outHead;
+    this.bytesIn += head.length;
+    if (this.held.length === 0) {
+      if (typeof head === "string") s.write(head, "latin1");
+      else s.write(head);
+      return;
     }
+    // Body bytes (or a pipelined request) at hand: head and body leave together.
+    s.cork();
+    if (typeof head === "string") s.write(head, "latin1");
+    else s.write(head);
     const held = this.takeHeld();
     if (held) {
       if (this.reqDone) this.hold(held);
