@@ -80,12 +80,13 @@ export class ServerReader {
     } else {
       this.readBuf = buf;
       this.readShared = buf === SHARED;
+      const outer = ServerReader.current;
       ServerReader.current = this;
       try {
         sc.onBytes(d);
       } finally {
         this.readBuf = null;
-        ServerReader.current = null;
+        ServerReader.current = outer;
       }
     }
     if (nread === buf.length) this.streaming = true;
