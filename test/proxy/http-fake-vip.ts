@@ -78,17 +78,24 @@ export class FakeVip implements VipRuntime {
     if (pinned && pinned.state === "UP") return pinned;
     return this.backends.find((b) => b.state === "UP");
   }
-  async connect(clientIp: string, listenerPort: number): Promise<{ socket: net.Socket; backend: Backend }> {
+  /** Honour `onread` as the real VipRuntime does (false: ignore it, as the contract allows). */
+  useOnread = true;
+  async connect(clientIp: string, listenerPort: number, onread?: net.OnReadOpts): Promise<{ socket: net.Socket; backend: Backend }> {
     this.connects++;
     const b = this.choose(clientIp) as FakeBackend | undefined;
     if (!b) throw new NoServerError(this.config.name);
-    const socket = await this.connectBackend(b, listenerPort);
+    const socket = await this.connectBackend(b, listenerPort, onread);
     this.pins.set(clientIp, b.name);
     return { socket, backend: b };
   }
-  connectBackend(backend: Backend, listenerPort: number): Promise<net.Socket> {
+  connectBackend(backend: Backend, listenerPort: number, onread?: net.OnReadOpts): Promise<net.Socket> {
     return new Promise((resolve, reject) => {
-      const s = net.connect({ host: backend.address, port: backend.targetPort(listenerPort), allowHalfOpen: true });
+      const s = net.connect({
+        host: backend.address,
+        port: backend.targetPort(listenerPort),
+        allowHalfOpen: true,
+        ...(onread && this.useOnread ? { onread } : {}),
+      });
       s.once("error", reject);
       s.once("connect", () => {
         s.off("error", reject);

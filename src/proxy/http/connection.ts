@@ -14,7 +14,7 @@ import { BodyFramer, BAD, MORE } from "./framing";
 import { HeadReader } from "./head";
 import { Body, applyEdits, isHttpError, parseRequestHead, parseResponseHead, rewriteRequestHead } from "./parse";
 import type { RequestHead, ResponseHead, ResponseOptions } from "./parse";
-import { ServerConn, backendKey, type ServerOwner, type ServerPool } from "./pool";
+import { ServerConn, ServerReader, backendKey, giveBuf, takeBuf, type ServerOwner, type ServerPool } from "./pool";
 
 /** Everything a connection needs from its listener, fixed when the factory ran (a reload builds a new one). */
 export interface ListenerContext {
@@ -38,6 +38,8 @@ export interface ListenerContext {
   respOpts: ResponseOptions;
 }
 
+/** Bytes of the shared server read buffer written as a plain (pooled) copy up to this size. */
+const SMALL_COPY = 4096;
 /** Bytes of a pipelined request held while the previous response is still running. */
 const MAX_HELD = 65536;
 /** After an error response or a graceful end: how long the client may take to close before we cut. */
@@ -94,6 +96,7 @@ export class ClientConn implements HasDeadline, ServerOwner {
   private readonly addr: string;
   private readonly started = Date.now();
   private xffBlock: Buffer | undefined;
+  private hstsTail: Buffer | undefined;
 
   private requests = 0;
   private bytesIn = 0;
@@ -106,7 +109,8 @@ export class ClientConn implements HasDeadline, ServerOwner {
   private seen = false;
 
   private req: RequestHead | null = null;
-  private outHead: (Buffer | string)[] = [];
+  /** The request head for the server (kept for a retry on a fresh connection). */
+  private outHead: Buffer | string = "";
   private reqDone = true;
   private resp: ResponseHead | null = null;
   /** Bytes of the current response already written to the client. */
@@ -272,12 +276,18 @@ export class ClientConn implements HasDeadline, ServerOwner {
     // lines; a rebuilt head only when the client sent headers we must replace.
     const ctx = this.ctx;
     if (req.stripClose || (ctx.xff && (req.xff !== undefined || req.xfOther))) {
-      this.outHead = [rewriteRequestHead(s, req, ctx.xff ? this.addr : undefined, ctx.xff ? ctx.xfProtoPort : "")];
+      this.outHead = rewriteRequestHead(s, req, ctx.xff ? this.addr : undefined, ctx.xff ? ctx.xfProtoPort : "");
     } else if (ctx.xff) {
       this.xffBlock ??= Buffer.from(`X-Forwarded-For: ${this.addr}\r\n${ctx.xfProtoPort}\r\n`, "latin1");
-      this.outHead = [r.buf.subarray(r.start, r.end - 2), this.xffBlock];
+      // One buffer, so the head is one write.
+      const x = this.xffBlock;
+      const n = r.end - 2 - r.start;
+      const out = Buffer.allocUnsafe(n + x.length);
+      r.buf.copy(out, 0, r.start, r.end - 2);
+      x.copy(out, n);
+      this.outHead = out;
     } else {
-      this.outHead = [r.buf.subarray(r.start, r.end)];
+      this.outHead = r.buf.subarray(r.start, r.end);
     }
     this.reqFramer.start(req.body, req.length);
     this.reqDone = req.body === Body.None;
@@ -315,7 +325,8 @@ export class ClientConn implements HasDeadline, ServerOwner {
     this.st = St.Connecting;
     this.pauseClient();
     const ctx = this.ctx;
-    ctx.vip.connect(this.addr, ctx.port).then(
+    const reader = new ServerReader();
+    ctx.vip.connect(this.addr, ctx.port, reader.onread).then(
       ({ socket, backend }) => {
         if (this.st !== St.Connecting) {
           socket.destroy();
@@ -323,7 +334,7 @@ export class ClientConn implements HasDeadline, ServerOwner {
         }
         this.resumeClient();
         this.bind(backend);
-        const sc = new ServerConn(socket, backend, backendKey(backend, backend.targetPort(ctx.port)), ctx.pool, ctx.serverIdleMs);
+        const sc = new ServerConn(socket, backend, backendKey(backend, backend.targetPort(ctx.port)), ctx.pool, ctx.serverIdleMs, reader);
         this.send(sc);
       },
       (e: unknown) => {
@@ -370,16 +381,17 @@ export class ClientConn implements HasDeadline, ServerOwner {
     this.respBytesSeen = false;
     this.respHead.reset();
     const s = sc.socket;
-    s.cork();
-    for (const part of this.outHead) {
-      if (typeof part === "string") {
-        s.write(part, "latin1");
-        this.bytesIn += part.length;
-      } else {
-        s.write(part);
-        this.bytesIn += part.length;
-      }
+    const head = this.outHead;
+    this.bytesIn += head.length;
+    if (this.held.length === 0) {
+      if (typeof head === "string") s.write(head, "latin1");
+      else s.write(head);
+      return;
     }
+    // Body bytes (or a pipelined request) at hand: head and body leave together.
+    s.cork();
+    if (typeof head === "string") s.write(head, "latin1");
+    else s.write(head);
     const held = this.takeHeld();
     if (held) {
       if (this.reqDone) this.hold(held);
@@ -433,7 +445,30 @@ export class ClientConn implements HasDeadline, ServerOwner {
   }
 
   private writeClient(d: Buffer | string): void {
-    const ok = typeof d === "string" ? this.sock.write(d, "latin1") : this.sock.write(d);
+    const sock = this.sock;
+    let ok: boolean;
+    const rd = ServerReader.current;
+    if (typeof d === "string") ok = sock.write(d, "latin1");
+    else if (rd !== null && rd.readBuf !== null && d.buffer === rd.readBuf.buffer) {
+      // Bytes of the server's current read (see ServerReader). A TLS socket encrypts (or copies) what it is
+      // given inside write() when nothing is queued before it; a plain socket keeps a reference to whatever
+      // part the kernel did not take at once.
+      const before = sock.writableLength;
+      const direct = this.ctx.tls && before === 0 && sock.writableCorked === 0;
+      if (direct) ok = sock.write(d);
+      else if (!rd.readShared) {
+        ok = sock.write(d);
+        if (sock.writableLength > before) rd.lend();
+      } else if (d.length <= SMALL_COPY) ok = sock.write(Buffer.from(d));
+      else {
+        // The shared read buffer must stay free: write a copy in a recycled buffer, kept by the write only if
+        // it was queued.
+        const b = takeBuf();
+        d.copy(b);
+        ok = sock.write(b.subarray(0, d.length));
+        if (sock.writableLength <= before) giveBuf(b);
+      }
+    } else ok = sock.write(d);
     this.bytesOut += d.length;
     if (!ok && this.server && !this.pausedServer) {
       this.pausedServer = true;
@@ -496,18 +531,21 @@ export class ClientConn implements HasDeadline, ServerOwner {
           continue;
         }
         this.resp = resp;
-        this.writeResponseHead(s, r.buf, r.start, r.end, resp);
         this.respStarted = true;
         this.respFramer.start(resp.body, resp.length);
-        if (resp.body === Body.None) {
-          if (restStart < restEnd) resp.keepAlive = false; // bytes after a bodiless response: not reusable
-          this.responseComplete(false);
+        // The head goes out in one write with the body bytes that came with it (a small response: one write).
+        const e = resp.body === Body.None ? restStart : this.respFramer.feed(restBuf, restStart);
+        if (e === BAD) {
+          this.writeResponseHead(s, restBuf, r.start, r.end, resp, restStart);
+          this.destroy(`bad chunked response from the server: ${this.respFramer.error}`);
           return;
         }
-        d = restBuf.subarray(restStart, restEnd);
-        off = 0;
-        if (d.length === 0) return;
-        continue;
+        this.writeResponseHead(s, restBuf, r.start, r.end, resp, e === MORE ? restEnd : e);
+        if (e !== MORE) {
+          if (e < restEnd) resp.keepAlive = false; // bytes after the response: not reusable
+          this.responseComplete(false);
+        }
+        return;
       }
       const e = this.respFramer.feed(d, off);
       if (e === BAD) {
@@ -525,16 +563,32 @@ export class ClientConn implements HasDeadline, ServerOwner {
     }
   }
 
-  private writeResponseHead(s: string, buf: Buffer, start: number, end: number, resp: ResponseHead): void {
+  /** Writes the response head buf[start, end) (rewritten where needed) and the body bytes buf[end, bodyEnd). */
+  private writeResponseHead(s: string, buf: Buffer, start: number, end: number, resp: ResponseHead, bodyEnd: number): void {
     const ctx = this.ctx;
     const addHsts = ctx.hstsLine !== "" && !resp.hasHsts;
     if (!addHsts && !resp.edits) {
-      this.writeClient(buf.subarray(start, end));
+      this.writeClient(buf.subarray(start, bodyEnd));
       return;
     }
-    let out = resp.edits ? applyEdits(s, resp.edits) : s;
+    if (!resp.edits) {
+      // Only HSTS to add: the head's bytes, the line, the blank line and the body, as one buffer.
+      this.hstsTail ??= Buffer.from(`${ctx.hstsLine}\r\n`, "latin1");
+      const t = this.hstsTail;
+      const head = end - 2 - start;
+      const inline = bodyEnd - end <= SMALL_COPY ? bodyEnd : end; // a large body part goes as it is
+      const out = Buffer.allocUnsafe(head + t.length + inline - end);
+      buf.copy(out, 0, start, end - 2);
+      t.copy(out, head);
+      buf.copy(out, head + t.length, end, inline);
+      this.writeClient(out);
+      if (bodyEnd > inline) this.writeClient(buf.subarray(inline, bodyEnd));
+      return;
+    }
+    let out = applyEdits(s, resp.edits);
     if (addHsts) out = out.slice(0, out.length - 2) + ctx.hstsLine + "\r\n";
     this.writeClient(out);
+    if (bodyEnd > end) this.writeClient(buf.subarray(end, bodyEnd));
   }
 
   private startTunnel(rest: Buffer | null): void {

@@ -19,8 +19,110 @@ export const POOL_MAX_IDLE_MS = 30_000;
 /** Idle connections kept per backend and port. */
 export const POOL_MAX_IDLE = 256;
 
+/** Size of a server read: 64 KiB reads keep the syscall count of a large body as low as the TCP relay's. */
+export const READ_SIZE = 64 * 1024;
+/**
+ * One read buffer shared by every server connection of the process. Reads land here first; the bytes must be
+ * consumed before the read callback returns (nothing may keep a reference), which is what lets thousands of
+ * idle keep-alive server connections hold no buffer at all. Reads happen one at a time on the event loop
+ * thread, and each read's callback runs before the next read, so one buffer serves them all.
+ */
+const SHARED = Buffer.allocUnsafeSlow(READ_SIZE);
+/** Dedicated buffers of connections in the middle of a large body, recycled. */
+const FREE_MAX = 16;
+const freeBufs: Buffer[] = [];
+export const takeBuf = (): Buffer => freeBufs.pop() ?? Buffer.allocUnsafeSlow(READ_SIZE);
+export const giveBuf = (b: Buffer): void => {
+  if (freeBufs.length < FREE_MAX) freeBufs.push(b);
+};
+
+/**
+ * Reads of one server connection without a fresh buffer per read (`net.connect({ onread })`). A connection
+ * reads into SHARED until a read fills it (a large body is streaming); from then on it reads into a buffer of
+ * its own, which is written to the client as it is (no copy). If the client cannot take the bytes at once and
+ * the write queue keeps a reference to that buffer, the buffer is given up (`lend()`) and the next read takes
+ * another. A short read ends the streaming: the own buffer goes back to the free list.
+ */
+export class ServerReader {
+  /** The reader whose read callback is running (reads are handled one at a time), or null. */
+  static current: ServerReader | null = null;
+  sc: ServerConn | null = null;
+  /** The buffer the current read landed in (set only while the owner handles it), or null. */
+  readBuf: Buffer | null = null;
+  /** readBuf is SHARED: its bytes must not be referenced after the callback (copy before a queued write). */
+  readShared = false;
+  /** A socket asked for a buffer: the VIP honoured `onread` (a VipRuntime may ignore it; then 'data'). */
+  used = false;
+  private own: Buffer | null = null;
+  private streaming = false;
+  private pending: Buffer[] | null = null;
+  readonly onread: { buffer: () => Buffer; callback: (nread: number, buf: Uint8Array) => boolean };
+
+  constructor() {
+    this.onread = {
+      buffer: () => this.nextBuffer(),
+      callback: (nread, buf) => this.onRead(nread, buf as Buffer),
+    };
+  }
+
+  private nextBuffer(): Buffer {
+    this.used = true;
+    if (!this.streaming) return SHARED;
+    return (this.own ??= takeBuf());
+  }
+
+  private onRead(nread: number, buf: Buffer): boolean {
+    const sc = this.sc;
+    const d = buf.subarray(0, nread);
+    if (sc === null) {
+      // Bytes before the connection is handed over (not expected from an HTTP server): keep a copy.
+      (this.pending ??= []).push(Buffer.from(d));
+    } else {
+      this.readBuf = buf;
+      this.readShared = buf === SHARED;
+      const outer = ServerReader.current;
+      ServerReader.current = this;
+      try {
+        sc.onBytes(d);
+      } finally {
+        this.readBuf = null;
+        ServerReader.current = outer;
+      }
+    }
+    if (nread === buf.length) this.streaming = true;
+    else if (this.streaming) {
+      this.streaming = false;
+      this.release();
+    }
+    return true;
+  }
+
+  /** The client's write queue keeps the current read buffer: it is no longer ours to reuse. */
+  lend(): void {
+    if (this.readBuf !== null && this.readBuf === this.own) this.own = null;
+  }
+
+  /** Hands the own buffer back (the socket reads into SHARED from its next read on, or is closed). */
+  release(): void {
+    const b = this.own;
+    this.own = null;
+    if (b !== null) giveBuf(b);
+  }
+
+  attach(sc: ServerConn): void {
+    this.sc = sc;
+    const p = this.pending;
+    if (p) {
+      this.pending = null;
+      for (const b of p) sc.onBytes(b);
+    }
+  }
+}
+
 export class ServerConn {
   owner: ServerOwner | null = null;
+  /** Reads arrive through this (onread), or null when the socket emits 'data'. */
+  readonly reader: ServerReader | null;
   /** Served at least one complete response (so a close before any byte may be a keep-alive race). */
   reused = false;
   idleSince = 0;
@@ -35,14 +137,15 @@ export class ServerConn {
     readonly key: string,
     private readonly pool: ServerPool,
     readonly activeTimeoutMs: number,
+    /** What the socket was connected with (`reader.onread`); null, or unused: a socket that emits 'data'. */
+    reader: ServerReader | null = null,
   ) {
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);
     socket.setTimeout(activeTimeoutMs);
-    socket.on("data", (d: Buffer) => {
-      if (this.owner) this.owner.onServerData(this, d);
-      else socket.destroy(); // bytes from an idle server connection: nothing may follow, drop it
-    });
+    this.reader = reader?.used ? reader : null;
+    if (this.reader) this.reader.attach(this);
+    else socket.on("data", (d: Buffer) => this.onBytes(d));
     socket.on("error", (e) => {
       this.error = e;
     });
@@ -55,6 +158,7 @@ export class ServerConn {
     socket.on("close", () => {
       this.closed = true;
       this.pool.remove(this);
+      this.reader?.release();
       const o = this.owner;
       this.owner = null;
       if (o) o.onServerClose(this);
@@ -66,6 +170,11 @@ export class ServerConn {
     socket.on("drain", () => {
       if (this.owner) this.owner.onServerDrain();
     });
+  }
+
+  onBytes(d: Buffer): void {
+    if (this.owner) this.owner.onServerData(this, d);
+    else this.socket.destroy(); // bytes from an idle server connection: nothing may follow, drop it
   }
 
   get usable(): boolean {
