@@ -218,18 +218,67 @@ describe("HTTP engine: keep-alive and persistence", () => {
     }
   });
 
-  test("closes the client connection when the core shuts its server's sessions", async () => {
+  test("keeps an idle keep-alive client when the core shuts its server's sessions; its next request goes to another server", async () => {
     const r = await rig();
     try {
-      const c = await new RawClient(r.port, VIP).connected();
+      const c = await new RawClient(r.port, VIP, "127.0.120.30").connected();
       c.send(GET("/"));
-      await c.response();
+      expect(json(await c.response()).server).toBe("a");
+      r.vip.backends[0].state = "DOWN";
       r.vip.backends[0].shutdownSessions();
-      await c.whenClosed();
+      expect(r.vip.backends[0].sessionsOpen).toBe(0);
+      c.send(GET("/"));
+      expect(json(await c.response()).server).toBe("b");
+      expect(c.closed).toBe(false);
+      c.close();
     } finally {
       await r.close();
     }
   });
+
+  /** A rig whose server "a" holds every /hold request until the test lets go (or never). */
+  async function holdingRig() {
+    const held: import("node:http").ServerResponse[] = [];
+    const r = await rig({
+      origins: [
+        (p: number) => startOrigin("a", A, p, (req, res) => (req.url === "/hold" ? (held.push(res), true) : false)),
+        (p: number) => startOrigin("b", B, p),
+      ],
+    });
+    return { r, held };
+  }
+
+  test("a GET still waiting for its answer when its server's sessions are shut is sent again to another server", async () => {
+    const { r, held } = await holdingRig();
+    try {
+      const c = await new RawClient(r.port, VIP, "127.0.120.31").connected();
+      c.send(GET("/hold"));
+      await waitFor(() => held.length === 1);
+      r.vip.backends[0].state = "DOWN";
+      r.vip.backends[0].shutdownSessions();
+      const res = await c.response();
+      expect(res.status).toBe(200);
+      expect(json(res)).toMatchObject({ server: "b", method: "GET", url: "/hold" });
+    } finally {
+      await r.close();
+    }
+  });
+
+  test("a POST waiting for its answer when its server's sessions are shut is not sent again: the client connection is cut", async () => {
+    const { r, held } = await holdingRig();
+    try {
+      const c = await new RawClient(r.port, VIP, "127.0.120.32").connected();
+      c.send("POST /hold HTTP/1.1\r\nHost: portal.example\r\nContent-Length: 0\r\n\r\n");
+      await waitFor(() => held.length === 1);
+      r.vip.backends[0].state = "DOWN";
+      r.vip.backends[0].shutdownSessions();
+      await c.whenClosed();
+      expect(r.origins[1].seen).toHaveLength(0);
+    } finally {
+      await r.close();
+    }
+  });
+
 
   test("a client served from the pool is pinned to that server, as connect() would pin it", async () => {
     const r = await rig();

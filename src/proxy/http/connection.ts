@@ -45,6 +45,9 @@ const MAX_HELD = 65536;
 /** After an error response or a graceful end: how long the client may take to close before we cut. */
 const CLOSE_GRACE_MS = 2000;
 
+/** Methods a request may be sent again with when no answer came (RFC 9110, 9.2.2; without a body here). */
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
+
 const enum St {
   Head,
   Connecting,
@@ -351,7 +354,38 @@ export class ClientConn implements HasDeadline, ServerOwner {
     if (this.backend && sameBackend(this.backend, b) && this.session) return;
     this.endSession();
     this.backend = b;
-    this.session = b.openSession(() => this.destroy(`server ${b.name} shut down`));
+    this.session = b.openSession(() => this.onBackendShutdown(b));
+  }
+
+  /**
+   * The backend went DOWN or HALT (shutdown-sessions): what it owed this client is lost, the client need
+   * not be. Between requests the client keeps its connection (its next request goes to a server that is
+   * up, as HAProxy's idle keep-alive connections do). A request still waiting for the first byte of its
+   * answer is sent again, on another server, when that is safe (an idempotent method, no body); anything
+   * else — a response half sent, a tunnel, a request body — is cut as before.
+   */
+  private onBackendShutdown(b: Backend): void {
+    const waiting = this.st === St.Forward && !this.respStarted && !this.respBytesSeen;
+    if (this.st === St.Head || this.st === St.Connecting) {
+      this.endSession();
+      if (this.server && sameBackend(this.server.backend, b)) this.detachServer(true);
+      return;
+    }
+    if (waiting && this.canResend()) {
+      this.retried = true;
+      this.detachServer(true);
+      this.endSession();
+      this.connectNew();
+      return;
+    }
+    this.destroy(`server ${b.name} shut down`);
+  }
+
+  /** The current request may go to a server again: nothing of its answer came back, it has no body, it is
+   * not an upgrade, it was not sent twice already, and its method is idempotent (RFC 9110, 9.2.2). */
+  private canResend(): boolean {
+    const req = this.req;
+    return !!req && !this.retried && !this.respBytesSeen && req.body === Body.None && !req.upgrade && IDEMPOTENT.has(req.method);
   }
 
   private endSession(): void {
@@ -659,9 +693,10 @@ export class ClientConn implements HasDeadline, ServerOwner {
       this.destroy(`server closed mid-response${sc.error ? ` (${(sc.error as NodeJS.ErrnoException).code})` : ""}`);
       return;
     }
-    // A reused keep-alive connection the server closed as we sent: retry once on a fresh one if nothing of
-    // the request body can have been consumed.
-    if (sc.reused && !this.respBytesSeen && !this.retried && this.req && this.req.body === Body.None && !this.req.upgrade) {
+    // The server closed before any answer: a reused keep-alive connection it closed as we sent (any method
+    // without a body), or a server that died with the request (idempotent methods): send it again once,
+    // on a new connection — to another server when this one is gone (the connect moves the client on).
+    if (!this.respBytesSeen && !this.retried && this.req && this.req.body === Body.None && !this.req.upgrade && (sc.reused || this.canResend())) {
       this.retried = true;
       this.connectNew();
       return;

@@ -1,0 +1,109 @@
+/**
+ * A Portal server that dies with a request in flight, through the real core (pool with retries, persistence,
+ * no health check has noticed yet): an idempotent request without a body is sent again and answered by
+ * another server; a POST is not sent twice (502). Block 127.0.28.0/24 (.10 VIP, .11-.12 servers, clients
+ * 127.0.128.x).
+ */
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import { validateRuntimeConfig } from "../../src/config";
+import { startProxy, type ProxyHandle } from "../../src/proxy";
+import { RawClient, waitFor, json } from "./http-fake-vip";
+
+const VIP = "127.0.28.10";
+const SERVERS = ["127.0.28.11", "127.0.28.12"];
+const PORT = 28080;
+const client = (n: number) => `127.0.128.${n}`;
+
+interface Origin {
+  name: string;
+  server: http.Server;
+  held: http.ServerResponse[];
+  seen: string[];
+  close(): Promise<void>;
+}
+
+/** An origin that answers JSON naming itself; a holding one never answers /hold. */
+async function origin(name: string, address: string, holds: boolean): Promise<Origin> {
+  const o: Origin = { name, server: http.createServer(), held: [], seen: [], close: async () => undefined };
+  const sockets = new Set<import("node:net").Socket>();
+  o.server.on("connection", (s) => (sockets.add(s), s.on("close", () => sockets.delete(s))));
+  o.server.on("request", (req, res) => {
+    req.resume();
+    req.on("end", () => {
+      o.seen.push(`${req.method} ${req.url}`);
+      if (holds && req.url === "/hold") return void o.held.push(res);
+      const body = JSON.stringify({ server: name, method: req.method, url: req.url });
+      res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+      res.end(body);
+    });
+  });
+  await new Promise<void>((r) => o.server.listen(PORT, address, r));
+  o.close = () =>
+    new Promise<void>((r) => {
+      for (const s of sockets) s.destroy(); // like a killed process: its connections reset
+      o.server.close(() => r());
+    });
+  return o;
+}
+
+let origins: Origin[];
+let proxy: ProxyHandle;
+
+beforeEach(async () => {
+  origins = await Promise.all(SERVERS.map((a, i) => origin(`portal-${i + 1}`, a, i === 0)));
+  const cfg = validateRuntimeConfig({
+    version: 1,
+    virtualServices: [
+      {
+        name: "WEB",
+        mode: "http",
+        listeners: [{ address: VIP, port: PORT }],
+        realServers: SERVERS.map((address, i) => ({ name: `portal-${i + 1}`, address })),
+        // Checks far apart: the tests are about what happens before any check notices.
+        healthCheck: { type: "connect", intervalMs: 60000, rise: 1, fall: 1 },
+        clientIp: "x-forwarded-for",
+      },
+    ],
+    admin: { address: "127.0.28.1", port: 19128 },
+  });
+  proxy = await startProxy(cfg, { log: (l) => void (process.env.DEBUG_RESEND && process.stderr.write(l)), admin: false });
+});
+
+afterEach(async () => {
+  await proxy.close();
+  await Promise.all(origins.map((o) => o.close()));
+});
+
+/** A client address that the proxy places on `server` (the rendezvous choice), and that server's origin. */
+function clientOn(server: string): string {
+  for (let n = 1; n < 250; n++) if (proxy.core.pools.get("WEB")!.choose(client(n))?.name === server) return client(n);
+  throw new Error(`no client address lands on ${server}`);
+}
+
+test("a GET in flight when its server dies is sent again and answered by the other server", async () => {
+  const from = clientOn("portal-1");
+  const c = await new RawClient(PORT, VIP, from).connected();
+  c.send("GET /hold HTTP/1.1\r\nHost: portal.example\r\n\r\n");
+  await waitFor(() => origins[0].held.length === 1);
+  await origins[0].close();
+  const res = await c.response();
+  expect(res.status).toBe(200);
+  expect(json(res)).toMatchObject({ server: "portal-2", method: "GET", url: "/hold" });
+  // The client stays with its new server.
+  c.send("GET /next HTTP/1.1\r\nHost: portal.example\r\n\r\n");
+  expect(json(await c.response()).server).toBe("portal-2");
+  expect(proxy.pinned("WEB", from)).toBe("portal-2");
+  c.close();
+});
+
+test("a POST in flight when its server dies gets a 502 and is not delivered a second time", async () => {
+  const from = clientOn("portal-1");
+  const c = await new RawClient(PORT, VIP, from).connected();
+  c.send("POST /hold HTTP/1.1\r\nHost: portal.example\r\nContent-Length: 0\r\n\r\n");
+  await waitFor(() => origins[0].held.length === 1);
+  await origins[0].close();
+  expect((await c.response()).status).toBe(502);
+  expect(origins[1].seen).toEqual([]);
+  c.close();
+});
