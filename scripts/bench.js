@@ -51,11 +51,12 @@ function parseArgs(argv) {
     else if (k === "--scenario") a.scenario = argv[++i].split(","); // e.g. tcp_big,http_small
     else if (k === "--keep") a.keep = true; // keep the work directory (configs, logs)
     else if (k === "--profile") a.profile = argv[++i]; // directory: our processes run with --cpu-prof there
+    else if (k === "--warmup") a.firstWarmupArg = Number(argv[++i]); // seconds of load before a fresh proxy's first scenario
     else if (k === "--help" || k === "-h") {
       console.log(
         "usage: npm run bench [-- --quick] [--rounds N] [--duration S] [--workers N] [--cert rsa|ec]\n" +
           "                     [--only tcp,http,tls] [--scenario id,...]\n" +
-          "                     [--keep] [--profile <dir>] [--ours-cmd '<shell command; {config} = runtime JSON>']",
+          "                     [--keep] [--profile <dir>] [--warmup S] [--ours-cmd '<shell command; {config} = runtime JSON>']",
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${k}`);
@@ -70,7 +71,12 @@ function parseArgs(argv) {
   // Seconds of unmeasured load before every scenario (full runs only); the first scenario after a proxy
   // starts gets 3 s (JIT, worker start-up, first health checks), the same for both proxies.
   a.warmup = a.quick ? 0 : 1;
-  a.firstWarmup = a.quick ? 0 : 3;
+  // --warmup S: longer, to measure our steady state. V8 compiles a hot path after thousands of calls, so in
+  // tls_new (a few hundred connections per second per worker) a fresh worker still runs much of the
+  // connection set-up in baseline code after 3 s: measured under the same load, a worker warmed by 25 s of
+  // tls_new used about 30% less CPU per request than a fresh one. HAProxy has no warm-up to speak of.
+  a.firstWarmup = a.firstWarmupArg ?? (a.quick ? 0 : 3);
+  if (!Number.isFinite(a.firstWarmup) || a.firstWarmup < 0) throw new Error("--warmup is a number of seconds >= 0");
   return a;
 }
 
@@ -277,6 +283,14 @@ function makeCert(dir, type) {
   return { certFile, keyFile };
 }
 
+/** HAProxy's `tls-ticket-keys` file: three base64 48-byte keys (the first encrypts), mode 0600. */
+function ticketKeysFile(dir) {
+  const file = path.join(dir, "tickets.keys");
+  const keys = [1, 2, 3].map(() => require("node:crypto").randomBytes(48).toString("base64"));
+  fs.writeFileSync(file, keys.join("\n") + "\n", { mode: 0o600 });
+  return file;
+}
+
 /** The two runtime configs: "tcp" (ssl-on-portal design) and "lb" (ssl-on-lb: http, tls and cttp VIPs). */
 function buildConfigs(cfgmod, cert) {
   const common = {
@@ -459,7 +473,12 @@ async function main() {
     const configs = buildConfigs(cfgmod, cert);
     const files = {};
     for (const [name, cfg] of Object.entries(configs)) {
-      const opts = { tlsBundleDir: path.join(work, "certs"), maxconn: 8000 }; // 2 fds per connection: stays under a 20000 ulimit -n
+      // Session tickets as ours issues them (stateless, one key for all threads, no new ticket after a
+      // resumption): wrk resumes a session whenever it can, and with HAProxy's default (no-tls-tickets, the
+      // stateful cache, a new ticket on every resumption) it resumed 100% of its TLS connections on HAProxy
+      // against at most 50% on ours (Node sends no new ticket after a TLS 1.3 resumption) — tls_new then
+      // compared resumed handshakes with mostly full ones.
+      const opts = { tlsBundleDir: path.join(work, "certs"), maxconn: 8000, tlsTicketKeysFile: ticketKeysFile(work) }; // maxconn: 2 fds per connection, under a 20000 ulimit -n
       cfgmod.writeHaproxyTlsBundles(cfg, opts);
       files[name] = { json: path.join(work, `${name}.json`), haproxy: path.join(work, `${name}.haproxy.cfg`) };
       fs.writeFileSync(files[name].json, JSON.stringify(cfg, null, 2));
@@ -593,7 +612,7 @@ async function main() {
       workers: WORKERS,
       backends: `one nginx ${machine.nginx}, worker_processes 1, listening on ${SERVERS.join(", ")}:${SERVER_PORT}; /small 100 B, /big 1 MiB, keep-alive`,
       wrk: "wrk -t2 -cN -dDs --latency (tls_new adds -H 'Connection: close')",
-      tls: `${args.cert === "ec" ? "ECDSA P-256" : "RSA-2048"} self-signed certificate; TLS 1.3 negotiated by wrk; no session resumption (wrk does not resume)`,
+      tls: `${args.cert === "ec" ? "ECDSA P-256" : "RSA-2048"} self-signed certificate; TLS 1.3 negotiated by wrk; wrk resumes the session of its previous connection when it can; both proxies issue stateless tickets (one key per proxy, no new ticket after a resumption), so about every other connection is a full handshake on both`,
       rss: "peak of the summed VmRSS of the proxy's process tree, polled every 100 ms",
       pss: "peak of the summed PSS (smaps_rollup) of the same tree: pages shared between its processes, such as the node binary, counted once",
       cpu: "CPU µs/req: user+system time of the proxy's process tree during the measured wrk run ÷ requests",

@@ -40,6 +40,15 @@ export interface HaproxyRenderOptions {
   statsSocket?: string;
   /** Emit `daemon` and this pidfile (for service managers that fork); omitted: foreground. */
   pidFile?: string;
+  /**
+   * Stateless TLS session tickets with the keys in this file (`tls-ticket-keys` on every TLS bind: base64
+   * 48-byte keys, one per line, at least 3, the first one encrypts; the file is the caller's to write) instead
+   * of the default, `no-tls-tickets` with HAProxy's stateful session cache. That is ctera-lb's own behaviour
+   * (one ticket key for all workers, no new ticket after a resumption), so the benchmark uses it to compare
+   * like with like: with the default, a client that reconnects over and over (wrk) resumes every time on
+   * HAProxy but only every other time on ctera-lb. Omitted: the default.
+   */
+  tlsTicketKeysFile?: string;
 }
 
 export const DEFAULT_TLS_BUNDLE_DIR = "/etc/haproxy/certs";
@@ -91,7 +100,7 @@ export function renderHaproxyConfig(cfg: RuntimeConfig, opts: HaproxyRenderOptio
   const bundles = haproxyTlsBundles(cfg, opts);
   const bundleFor = (l: Listener): string => {
     const b = bundles.find((x) => x.certFile === l.tls!.certFile && x.keyFile === l.tls!.keyFile);
-    return b!.file;
+    return opts.tlsTicketKeysFile ? `${b!.file} tls-ticket-keys ${opts.tlsTicketKeysFile}` : b!.file;
   };
   const out: string[] = [];
   out.push("# Rendered by ctera-lb from the runtime config: edit the config and render again, not this file.");
@@ -116,7 +125,7 @@ function globalSection(cfg: RuntimeConfig, opts: HaproxyRenderOptions): string[]
   if (opts.statsSocket) lines.push(`    stats socket ${opts.statsSocket} mode 600 level admin`);
   lines.push(
     // CTERA: no RC4, no TLS 1.0. TLS 1.2 with forward-secret AEAD ciphers, TLS 1.3 defaults.
-    "    ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets",
+    `    ssl-default-bind-options ssl-min-ver TLSv1.2${opts.tlsTicketKeysFile ? "" : " no-tls-tickets"}`,
     `    ssl-default-bind-ciphers ${HAPROXY_TLS12_CIPHERS}`,
     `    ssl-default-bind-ciphersuites ${HAPROXY_TLS13_CIPHERSUITES}`,
     // Checks toward Portal servers: same floor, no verification unless asked per VIP.

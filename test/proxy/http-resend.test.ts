@@ -1,8 +1,8 @@
 /**
  * A Portal server that dies with a request in flight, through the real core (pool with retries, persistence,
  * no health check has noticed yet): an idempotent request without a body is sent again and answered by
- * another server; a POST is not sent twice (502). Block 127.0.28.0/24 (.10 VIP, .11-.12 servers, clients
- * 127.0.128.x).
+ * another server; a POST is not sent twice (502). Block 127.0.29.0/24 (.10 VIP, .11-.12 servers, clients
+ * 127.0.129.x).
  */
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -10,10 +10,10 @@ import { validateRuntimeConfig } from "../../src/config";
 import { startProxy, type ProxyHandle } from "../../src/proxy";
 import { RawClient, waitFor, json } from "./http-fake-vip";
 
-const VIP = "127.0.28.10";
-const SERVERS = ["127.0.28.11", "127.0.28.12"];
-const PORT = 28080;
-const client = (n: number) => `127.0.128.${n}`;
+const VIP = "127.0.29.10";
+const SERVERS = ["127.0.29.11", "127.0.29.12"];
+const PORT = 29080;
+const client = (n: number) => `127.0.129.${n}`;
 
 interface Origin {
   name: string;
@@ -65,7 +65,7 @@ beforeEach(async () => {
         clientIp: "x-forwarded-for",
       },
     ],
-    admin: { address: "127.0.28.1", port: 19128 },
+    admin: { address: "127.0.29.1", port: 19129 },
   });
   proxy = await startProxy(cfg, { log: (l) => void (process.env.DEBUG_RESEND && process.stderr.write(l)), admin: false });
 });

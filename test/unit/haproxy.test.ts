@@ -1,4 +1,5 @@
 import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -132,6 +133,15 @@ describe("renderHaproxyConfig: ssl-on-lb", () => {
     expect(fe2.some((l) => l.includes("https://%[req.hdr(host),field(1,:)]:8443%[capture.req.uri]") && l.includes("dst_port 8080"))).toBe(true);
   });
 
+  test("with a ticket-keys file: stateless session tickets with those keys on every TLS bind (ctera-lb's behaviour)", () => {
+    const text = renderHaproxyConfig(onLb(), { tlsBundleDir: "/etc/haproxy/certs", tlsTicketKeysFile: "/etc/haproxy/tickets.keys" });
+    expect(section(text, "global")).toContain("ssl-default-bind-options ssl-min-ver TLSv1.2");
+    expect(section(text, "frontend CTERA_Portal_Web_1")).toContain(
+      "bind 10.0.0.10:443 ssl crt /etc/haproxy/certs/CTERA_Portal_Web_1-443.pem tls-ticket-keys /etc/haproxy/tickets.keys alpn http/1.1",
+    );
+    expect(section(text, "frontend CTERA_Portal_Web_1")).toContain("bind 10.0.0.10:80");
+  });
+
   test("web VIPs add X-Forwarded-For/Proto/Port, HSTS and Secure/HttpOnly on JSESSIONID over TLS", () => {
     const fe = section(renderHaproxyConfig(onLb()), "frontend CTERA_Portal_Web_1");
     expect(fe).toContain("option forwardfor");
@@ -211,9 +221,9 @@ describe("renderHaproxyConfig: per-VIP options", () => {
 });
 
 describe("haproxy -c accepts the rendered config", () => {
-  const check = (name: string, cfg: RuntimeConfig) => {
+  const check = (name: string, cfg: RuntimeConfig, extra: { tlsTicketKeysFile?: string } = {}) => {
     const bin = haproxyBinary();
-    const opts = { tlsBundleDir: join(dir, `${name}-certs`) };
+    const opts = { tlsBundleDir: join(dir, `${name}-certs`), ...extra };
     writeHaproxyTlsBundles(cfg, opts);
     const file = join(dir, `${name}.cfg`);
     writeFileSync(file, renderHaproxyConfig(cfg, opts));
@@ -236,6 +246,12 @@ describe("haproxy -c accepts the rendered config", () => {
         virtualServices: { CTERA_Portal_CTTP: { clientIp: "proxy-v2" } },
       }),
     ));
+
+  test("ssl-on-lb preset with session-ticket keys", () => {
+    const keys = join(dir, "tickets.keys");
+    writeFileSync(keys, [1, 2, 3].map(() => randomBytes(48).toString("base64")).join("\n") + "\n", { mode: 0o600 });
+    check("tickets", onLb(), { tlsTicketKeysFile: keys });
+  });
 
   test("a broken config is reported (the check can fail)", () => {
     const bin = haproxyBinary();

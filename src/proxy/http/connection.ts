@@ -87,6 +87,19 @@ function sameBackend(a: Backend, b: Backend): boolean {
   return a === b || (a.name === b.name && a.address === b.address);
 }
 
+/** A response head (through its blank line) with its Connection fields replaced by "Connection: close". */
+export function withConnectionClose(head: string): string {
+  let out = "";
+  let pos = 0;
+  for (;;) {
+    const eol = head.indexOf("\r\n", pos);
+    if (eol <= pos) break; // the blank line that ends the head (or a head without one)
+    if (!(head.charCodeAt(pos + 10) === 58 && head.slice(pos, pos + 10).toLowerCase() === "connection")) out += head.slice(pos, eol + 2);
+    pos = eol + 2;
+  }
+  return `${out}Connection: close\r\n\r\n`;
+}
+
 export class ClientConn implements HasDeadline, ServerOwner {
   deadline = 0;
   idle: VipRuntime | null = null;
@@ -601,11 +614,15 @@ export class ClientConn implements HasDeadline, ServerOwner {
   private writeResponseHead(s: string, buf: Buffer, start: number, end: number, resp: ResponseHead, bodyEnd: number): void {
     const ctx = this.ctx;
     const addHsts = ctx.hstsLine !== "" && !resp.hasHsts;
-    if (!addHsts && !resp.edits) {
+    // The server keeps its connection (it goes back to the pool) but the client's ends after this response
+    // (it asked to close, or the process drains): the head says so, as HAProxy's does. Passing on the server's
+    // keep-alive would invite the client to send its next request on a connection we are closing.
+    const closing = resp.keepAlive && (!this.req!.keepAlive || this.clientEnded || ctx.vip.draining);
+    if (!addHsts && !resp.edits && !closing) {
       this.writeClient(buf.subarray(start, bodyEnd));
       return;
     }
-    if (!resp.edits) {
+    if (!resp.edits && !closing) {
       // Only HSTS to add: the head's bytes, the line, the blank line and the body, as one buffer.
       this.hstsTail ??= Buffer.from(`${ctx.hstsLine}\r\n`, "latin1");
       const t = this.hstsTail;
@@ -619,7 +636,8 @@ export class ClientConn implements HasDeadline, ServerOwner {
       if (bodyEnd > inline) this.writeClient(buf.subarray(inline, bodyEnd));
       return;
     }
-    let out = applyEdits(s, resp.edits);
+    let out = resp.edits ? applyEdits(s, resp.edits) : s;
+    if (closing) out = withConnectionClose(out);
     if (addHsts) out = out.slice(0, out.length - 2) + ctx.hstsLine + "\r\n";
     this.writeClient(out);
     if (bodyEnd > end) this.writeClient(buf.subarray(end, bodyEnd));
