@@ -650,8 +650,14 @@ export function renderHaPair(
   try {
     const node = (i: 0 | 1) =>
       renderKeepalivedConfig({
-        self: { ...p.nodes[i], priority: i === 0 ? 200 : 100 },
-        peer: { ...p.nodes[1 - i], priority: i === 0 ? 100 : 200 },
+        // 250/240: with nopreempt the priorities only decide an election between two BACKUPs (the first boot)
+        // and never take the VIP from a running MASTER, so a small gap is enough (no track_script weight
+        // could close it: the track script has none, a failure means FAULT). What the level does decide is
+        // how soon a BACKUP declares a silent MASTER dead: 3 x advert_int + skew, skew = (256 - priority)/256 x
+        // advert_int, i.e. +0.06 s at 240 instead of +0.61 s at 100 (at 1 s adverts). 255 is reserved for an
+        // address owner, which neither node is.
+        self: { ...p.nodes[i], priority: HA_PRIORITIES[i] },
+        peer: { ...p.nodes[1 - i], priority: HA_PRIORITIES[1 - i] },
         vrrpInterface: "eth0",
         virtualRouterId: ha.virtualRouterId ?? (digest[0] % 255) + 1,
         authPass: digest.toString("hex").slice(0, 8),
@@ -668,6 +674,9 @@ export function renderHaPair(
     throw e;
   }
 }
+
+/** keepalived priorities of vm-0 and vm-1 (see renderHaPair). */
+export const HA_PRIORITIES = [250, 240] as const;
 
 /** One shell word, whatever the string holds. */
 function shellQuote(s: string): string {
