@@ -241,6 +241,14 @@ describe("persistence sync between the HA peers", () => {
     }
     expect(seen.size).toBe(5);
     expect(Math.max(...sizes)).toBeLessThanOrEqual(2);
+
+    // A detour that ends before it was pushed reaches the peer as its end, not as the detour.
+    const ip = a.client(60);
+    const first = firstChoiceOf(A.config.virtualServices[0], ip)!;
+    A.peer.offer(VIP, [{ ip, server: away(ip), at: Date.now() - 10 }]);
+    A.peer.offer(VIP, [{ ip, server: first, at: Date.now() }]);
+    await A.peer.push();
+    expect(B.pinned(VIP, ip)).toBe(first);
   });
 });
 
