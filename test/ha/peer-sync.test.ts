@@ -252,6 +252,30 @@ describe("persistence sync between the HA peers", () => {
   });
 });
 
+describe("persistence sync switched on by a reload (single-process proxy)", () => {
+  test("without highAvailability nothing is batched for a peer; a reload that adds it starts the sync", async () => {
+    const portals = await startPortals(a);
+    const A = await startProxy(nodeConfig("A", false), { log: () => undefined });
+    const B = await startProxy(nodeConfig("B", { port: 1 }), { log: () => undefined });
+    try {
+      const vs = A.config.virtualServices[0];
+      const away = (ip: string) => ["portal-1", "portal-2", "portal-3"].find((x) => x !== firstChoiceOf(vs, ip))!;
+      const [c1, c2] = [a.client(70), a.client(71)];
+      A.core.pools.get(VIP)!.persistence.pin(c1, away(c1));
+      expect(A.core.takePins()).toEqual({}); // no peer: touched entries are not even recorded
+      await A.reload({ ...nodeConfig("A"), highAvailability: { peer: { ...ADMIN_B }, syncIntervalMs: 60000 } });
+      A.core.pools.get(VIP)!.persistence.pin(c2, away(c2));
+      await A.peer.push();
+      expect(B.pinned(VIP, c2)).toBe(away(c2));
+      expect(B.pinned(VIP, c1)).toBe(away(c1)); // the first push after start is a full resync
+    } finally {
+      await A.close();
+      await B.close();
+      await Promise.all(portals.map((p) => p.stop()));
+    }
+  });
+});
+
 describe("persistence sync from `ctera-lb serve` (cluster primary + 2 workers)", () => {
   const ROOT = join(__dirname, "..", "..");
   let portals: SimPortal[];
