@@ -15,7 +15,8 @@
  *   <name>-vip-eip (+ -vip-eip-assoc)                 publicVip
  *   <name>-vm-0-eth0, -vm-0-eth1, -vm-0-eth1-attach, -vm-0   the VM and its interfaces
  *   highAvailability: -vm-1..., -ha-vm-N (keepalived.conf), -ha-peer-vm-N (the peer for the persistence sync),
- *                     VRRP and persistence-sync rules between the pair
+ *                     VRRP and persistence-sync rules between the pair, -handover-vm-N command:local:Command
+ *                     (the rolling order: handover-vm-1 → vm-1 → handover-vm-0 → vm-0)
  */
 import * as path from "node:path";
 import * as fs from "node:fs";

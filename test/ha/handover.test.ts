@@ -150,6 +150,11 @@ describe("handover (deploy side, before the active node is replaced)", () => {
     expect(ssmCalls()).toEqual([]);
     expect(tagOf(OLD)).toBe("MASTER");
     expect(r.stderr).toMatch(/is FAULT after 3 s, not a healthy standby: vm-0 .* is left alone/);
+    // The operator's way through, accepting the interruption: no call at all.
+    const calls = stub!.calls.length;
+    const off = await run("handover", ["--deployment", DEPLOYMENT, "--from", "vm-0", "--to", "vm-1", "--timeout", "3"], env({ CTERA_LB_HANDOVER: "off" }));
+    expect(off.code).toBe(0);
+    expect(stub!.calls.length).toBe(calls);
   });
 
   test("the active node does not step down in time: exit 1 (the update stops before it is replaced)", async () => {
