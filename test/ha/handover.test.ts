@@ -77,7 +77,8 @@ const node = (id: string, ha: string, vrrp?: string): StubInstance => ({
   state: "running",
   tags: { "ctera-lb:deployment": DEPLOYMENT, "ctera-lb:ha-node": ha, ...(vrrp ? { "ctera-lb:vrrp-state": vrrp } : {}) },
 });
-const handover = (extra: string[] = []) => run("handover", ["--deployment", DEPLOYMENT, "--from", "vm-0", "--to", "vm-1", "--poll", "0.2", "--timeout", "60", ...extra], env());
+const handover = (extra: string[] = []) =>
+  run("handover", ["--deployment", DEPLOYMENT, "--from", "vm-0", "--to", "vm-1", "--poll", "0.2", "--timeout", "60", "--settle", "0", ...extra], env());
 const ssmCalls = () => stub!.calls.filter((c) => c.action.startsWith("ssm:"));
 const tagOf = (id: string) => stub!.instances.find((i) => i.id === id)!.tags["ctera-lb:vrrp-state"];
 
@@ -130,17 +131,39 @@ describe("handover (deploy side, before the active node is replaced)", () => {
     expect(r.stderr).toMatch(/vm-1 \(i-0bbbbbbbbbbbbbbb1\) is MASTER: vm-0 \(i-0aaaaaaaaaaaaaaa0\) can be replaced/);
   });
 
-  test("a new node that is still booting is waited for; the active node is not touched before it is BACKUP", async () => {
+  test("a new node that is still booting is waited for; the active node is not touched before it has been BACKUP for --settle s", async () => {
     const seen = await pair("MASTER", undefined);
-    const later = setTimeout(() => (stub!.instances.find((i) => i.id === NEW)!.tags["ctera-lb:vrrp-state"] = "BACKUP"), 2500);
+    let backupAt = 0;
+    const later = setTimeout(() => {
+      stub!.instances.find((i) => i.id === NEW)!.tags["ctera-lb:vrrp-state"] = "BACKUP";
+      backupAt = Date.now();
+    }, 2500);
     try {
-      const r = await handover();
+      const r = await handover(["--settle", "3"]);
       expect(r.code).toBe(0);
     } finally {
       clearTimeout(later);
     }
-    expect(seen).toEqual(["BACKUP"]); // the step-down went out only after the new node was a standby
+    expect(seen).toEqual(["BACKUP"]); // the step-down went out only after the new node was a standby ...
+    const sentAt = stub!.calls.find((c) => c.action === "ssm:SendCommand")!.at;
+    expect(sentAt - backupAt).toBeGreaterThanOrEqual(3000); // ... and had settled
     expect(tagOf(NEW)).toBe("MASTER");
+  });
+
+  test("a new node that leaves BACKUP while settling stops the update", async () => {
+    await pair("MASTER", "BACKUP");
+    // Once the script has seen it BACKUP and is settling (its second look), the new node fails.
+    const later = setInterval(() => {
+      if (stub!.calls.filter((c) => c.action === "DescribeInstances").length >= 2) stub!.instances.find((i) => i.id === NEW)!.tags["ctera-lb:vrrp-state"] = "FAULT";
+    }, 20);
+    try {
+      const r = await handover(["--settle", "30"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/went FAULT while settling/);
+    } finally {
+      clearInterval(later);
+    }
+    expect(ssmCalls()).toEqual([]);
   });
 
   test("a new node that never becomes healthy stops the update: exit 1, and the active node is left alone", async () => {
