@@ -23,10 +23,7 @@ const lab = new HaLab({ prefix: "clbha2", peerSync: true, portalCheck: { interva
 beforeAll(async () => {
   assertCanRun();
   await lab.start();
-  lab.startKeepalived("lba");
-  await lab.waitFor(() => lab.state("lba") === "MASTER", 20_000, "lb-a MASTER");
-  lab.startKeepalived("lbb");
-  await lab.waitFor(() => lab.state("lbb") === "BACKUP", 20_000, "lb-b BACKUP");
+  await lab.startPair(); // lb-a MASTER, lb-b BACKUP
 }, 120_000);
 
 afterAll(async () => {

@@ -6,10 +6,11 @@
  *   down through SSM, and waits until the new node is MASTER; it never touches the active node otherwise;
  * - step-down (node side, run through SSM): a MASTER restarts keepalived and comes back as BACKUP.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { awsCli, awsTestEnv, runScript } from "./aws";
 import { Ec2Stub, ImdsStub, StubInstance, startEc2Stub, startImdsStub } from "./ec2-stub";
 
 const HA = resolve(__dirname, "..", "..", "scripts", "ha");
@@ -20,11 +21,6 @@ const OLD = "i-0aaaaaaaaaaaaaaa0"; // vm-0, the active node about to be replaced
 const NEW = "i-0bbbbbbbbbbbbbbb1"; // vm-1, just replaced
 
 jest.setTimeout(120_000);
-
-function awsCli(): string {
-  if (existsSync("/usr/bin/aws")) return "/usr/bin/aws";
-  throw new Error("the AWS CLI is not installed: run scripts/install-test-deps (as root; Debian package awscli)");
-}
 
 let home: string;
 let stub: Ec2Stub | undefined;
@@ -40,37 +36,9 @@ afterEach(async () => {
 });
 afterAll(() => rmSync(home, { recursive: true, force: true }));
 
-function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return {
-    PATH: process.env.PATH,
-    HOME: home,
-    AWS_CLI: awsCli(),
-    AWS_ACCESS_KEY_ID: "AKIAIOSFODNN7EXAMPLE",
-    AWS_SECRET_ACCESS_KEY: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-    AWS_DEFAULT_REGION: "eu-west-1",
-    AWS_EC2_METADATA_DISABLED: "true",
-    AWS_CONFIG_FILE: "/dev/null",
-    AWS_SHARED_CREDENTIALS_FILE: "/dev/null",
-    AWS_MAX_ATTEMPTS: "1",
-    NO_PROXY: "*",
-    ...(stub ? { AWS_ENDPOINT_URL_EC2: stub.url, AWS_ENDPOINT_URL_SSM: stub.url } : {}),
-    ...extra,
-  };
-}
-
-function run(script: string, args: string[], e: NodeJS.ProcessEnv): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((done, reject) => {
-    const p = spawn(join(HA, script), args, { env: e, stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    p.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
-    const timer = setTimeout(() => p.kill("SIGKILL"), 100_000);
-    p.on("error", reject);
-    p.on("close", (code) => {
-      clearTimeout(timer);
-      done({ code, stderr });
-    });
-  });
-}
+const env = (extra: Record<string, string> = {}) =>
+  awsTestEnv(home, { ...(stub ? { AWS_ENDPOINT_URL_EC2: stub.url, AWS_ENDPOINT_URL_SSM: stub.url } : {}), ...extra });
+const run = (script: string, args: string[], e: NodeJS.ProcessEnv) => runScript(join(HA, script), args, e);
 
 const node = (id: string, ha: string, vrrp?: string): StubInstance => ({
   id,

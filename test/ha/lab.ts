@@ -118,6 +118,14 @@ export class HaLab {
     }
   }
 
+  /** keepalived on lb-a first, so the first election is deterministic (lb-a MASTER); lb-b joins as BACKUP. */
+  async startPair(): Promise<void> {
+    this.startKeepalived("lba");
+    await this.waitFor(() => this.state("lba") === "MASTER", 20_000, "lb-a MASTER");
+    this.startKeepalived("lbb");
+    await this.waitFor(() => this.state("lbb") === "BACKUP", 20_000, "lb-b BACKUP");
+  }
+
   /** The proxy's runtime config and both keepalived.conf files, from the typed inputs. */
   private writeConfigs(): void {
     const check = this.opts.portalCheck ?? { intervalMs: 2000, timeoutMs: 1500, fall: 3, rise: 2 };
