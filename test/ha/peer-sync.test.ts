@@ -181,8 +181,11 @@ describe("persistence sync between the HA peers", () => {
     expect((await post(ADMIN_B, "{not json")).status).toBe(400);
     expect((await post(ADMIN_B, JSON.stringify({ node: "ab12", vips: { [VIP]: [[a.client(1), "portal-2"]] } }))).status).toBe(400);
     expect((await post(ADMIN_B, JSON.stringify({ node: "ab12", vips: { [VIP]: [[a.client(1), "portal-2", -5]] } }))).status).toBe(400);
-    const huge = Buffer.alloc(3 * 1024 * 1024, 0x20);
+    const huge = Buffer.alloc(5 * 1024 * 1024, 0x20);
     expect((await post(ADMIN_B, huge)).status).toBe(413);
+    // The largest message a sender may make (20000 entries, longest address and name) is accepted.
+    const longest = Array.from({ length: 20000 }, (_, i) => [`ffff:ffff:ffff:ffff:ffff:ffff:255.255.${i >> 8}.${i & 255}`.padEnd(45, "0"), "n".repeat(63), 604800000]);
+    expect((await post(ADMIN_B, JSON.stringify({ node: "ab12", vips: { [VIP]: longest } }))).body).toMatchObject({ ok: true, merged: 0, ignored: 20000 });
     const r = await post(ADMIN_B, ok);
     expect(r).toMatchObject({ status: 200, body: { ok: true, merged: 1, ignored: 0 } });
     expect(B.pinned(VIP, a.client(1))).toBe("portal-2");
