@@ -501,8 +501,10 @@ export class CteraPortalLoadBalancer extends pulumi.ComponentResource {
     //   handover-vm-0: waits until the NEW vm-1 is a healthy standby (BACKUP: keepalived running, its proxy
     //                  healthy), then has vm-0 step down (SSM → scripts/ha/step-down), waits for vm-1 MASTER.
     // A step that cannot succeed fails the update before the node it guards is touched.
+    // What replaces or stops a VM: its user data (image hash included), a given AMI (a looked-up one is
+    // ignored by the instance, so it must not trigger a needless failover either), the instance type.
     const nodeInputs = (i: number) =>
-      pulumi.all([userDataOf(i), ami, instanceType]).apply(([ud, amiId, type]) =>
+      pulumi.all([userDataOf(i), a.ami ?? "", instanceType]).apply(([ud, amiId, type]) =>
         crypto.createHash("sha256").update(`${ud}\0${amiId}\0${type}`).digest("hex"),
       );
     const handover = (from: number, to: number, after: pulumi.Resource[]) =>

@@ -76,6 +76,8 @@ export interface OfflineOptions {
   /** Run scripts/build-image for the command:local:Command (the plan does; tests need not). */
   buildImage?: boolean;
   region?: string;
+  /** What the default AMI lookup finds (tests: a newer AMI appeared). */
+  latestAmi?: string;
 }
 
 export const FAKE_IMAGE_HASH = "0".repeat(63) + "1";
@@ -176,7 +178,7 @@ export async function runOffline<T>(program: () => T, o: OfflineOptions = {}): P
           case "aws:ec2/getManagedPrefixList:getManagedPrefixList":
             return { ...inputs, id: "pl-6da54004", name: inputs.name };
           case "aws:ec2/getAmi:getAmi":
-            return { ...inputs, id: "ami-0123456789abcdef0", imageId: "ami-0123456789abcdef0", architecture: "x86_64" };
+            return { ...inputs, id: o.latestAmi ?? "ami-0123456789abcdef0", imageId: o.latestAmi ?? "ami-0123456789abcdef0", architecture: "x86_64" };
           default:
             return inputs;
         }

@@ -57,6 +57,14 @@ describe("rolling order of the HA pair", () => {
     expect(one(bigger, CMD, "lb-handover-vm-0").inputs.triggers).not.toEqual(one(rs, CMD, "lb-handover-vm-0").inputs.triggers);
   });
 
+  test("a newer AMI found by the default lookup re-runs nothing (the VMs ignore it); a changed given AMI does", async () => {
+    const newer = (await runOffline(() => new CteraPortalLoadBalancer("lb", twoArm({ highAvailability: true })) && {}, { latestAmi: "ami-0fffffffffffffff0" })).resources;
+    expect(one(newer, VM, "lb-vm-0").inputs.ami).toBe("ami-0fffffffffffffff0");
+    expect(one(newer, CMD, "lb-handover-vm-0").inputs.triggers).toEqual(one(rs, CMD, "lb-handover-vm-0").inputs.triggers);
+    const given = async (ami: string) => one(await plan(FAKE_IMAGE_HASH, { ami }), CMD, "lb-handover-vm-1").inputs.triggers;
+    expect(await given("ami-0aaaaaaaaaaaaaaa0")).not.toEqual(await given("ami-0bbbbbbbbbbbbbbb0"));
+  });
+
   test("the nodes carry their name for the handover, Pulumi ignores the VRRP state tags they set themselves, and may set only those, on this deployment's instances", () => {
     expect((one(rs, VM, "lb-vm-1").inputs.tags as Record<string, string>)["ctera-lb:ha-node"]).toBe("vm-1");
     expect(one(rs, VM, "lb-vm-0").options.ignoreChanges).toEqual(
