@@ -25,7 +25,8 @@ const os = require("node:os");
 const path = require("node:path");
 
 const ROOT = path.resolve(__dirname, "..");
-const BLOCK = "127.0.40";
+// CTERA_LB_BENCH_BLOCK=127.0.4X moves the whole run to another /24 of the bench range (two runs at once).
+const BLOCK = /^127\.0\.4\d$/.test(process.env.CTERA_LB_BENCH_BLOCK ?? "") ? process.env.CTERA_LB_BENCH_BLOCK : "127.0.40";
 const VIP = `${BLOCK}.10`;
 const SERVERS = [`${BLOCK}.11`, `${BLOCK}.12`, `${BLOCK}.13`];
 const SERVER_PORT = 8080;
@@ -164,12 +165,27 @@ function treeCpuSeconds(root) {
   return ticks / 100; // USER_HZ
 }
 
-/** Polls the summed VmRSS of a process tree; .peakMib() is the highest sum seen. */
+/** Proportional set size: shared pages (the node binary's text, mapped by every process) counted once
+ * over the processes sharing them — the memory the tree really takes. */
+function pssKb(pid) {
+  try {
+    const m = /^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Polls the summed VmRSS (and PSS) of a process tree; .peakMib() is the highest RSS sum seen. */
 function rssSampler(root) {
   let peakKb = 0;
+  let peakPssKb = 0;
   const sample = () => {
-    const kb = processTree(root).reduce((n, pid) => n + statusKb(pid, "VmRSS"), 0);
+    const pids = processTree(root);
+    const kb = pids.reduce((n, pid) => n + statusKb(pid, "VmRSS"), 0);
     if (kb > peakKb) peakKb = kb;
+    const pss = pids.reduce((n, pid) => n + pssKb(pid), 0);
+    if (pss > peakPssKb) peakPssKb = pss;
   };
   sample();
   const t = setInterval(sample, 100);
@@ -177,6 +193,7 @@ function rssSampler(root) {
     sample,
     stop: () => clearInterval(t),
     peakMib: () => peakKb / 1024,
+    peakPssMib: () => peakPssKb / 1024,
     /** Sum of each process's own high-water mark (an upper bound of the true peak of the sum). */
     hwmMib: () => processTree(root).reduce((n, pid) => n + statusKb(pid, "VmHWM"), 0) / 1024,
   };
@@ -434,6 +451,7 @@ async function main() {
   const failures = {}; // id → proxy → reason
   const rss = { [proxies[0]]: 0, [proxies[1]]: 0 };
   const rssHwm = { [proxies[0]]: 0, [proxies[1]]: 0 };
+  const pss = { [proxies[0]]: 0, [proxies[1]]: 0 };
   let nginx;
   try {
     if (!["rsa", "ec"].includes(args.cert)) throw new Error("--cert is rsa or ec");
@@ -500,6 +518,7 @@ async function main() {
             rssHwm[who] = Math.max(rssHwm[who], rs.hwmMib());
             rs.stop();
             rss[who] = Math.max(rss[who], rs.peakMib());
+            pss[who] = Math.max(pss[who], rs.peakPssMib());
             await stop(p);
           }
         }
@@ -576,6 +595,7 @@ async function main() {
       wrk: "wrk -t2 -cN -dDs --latency (tls_new adds -H 'Connection: close')",
       tls: `${args.cert === "ec" ? "ECDSA P-256" : "RSA-2048"} self-signed certificate; TLS 1.3 negotiated by wrk; no session resumption (wrk does not resume)`,
       rss: "peak of the summed VmRSS of the proxy's process tree, polled every 100 ms",
+      pss: "peak of the summed PSS (smaps_rollup) of the same tree: pages shared between its processes, such as the node binary, counted once",
       cpu: "CPU µs/req: user+system time of the proxy's process tree during the measured wrk run ÷ requests",
       persistence: "source-IP stick table on (every wrk connection comes from 127.0.0.1, so one server takes all)",
     },
@@ -583,6 +603,7 @@ async function main() {
     scenarios: summary,
     peakRssMiB: rss,
     summedHwmMiB: rssHwm,
+    peakPssMiB: pss,
     ratios,
     elapsedSeconds: Math.round((Date.now() - t0) / 1000),
   };
@@ -610,6 +631,8 @@ async function main() {
   }
   rows.push(["peak RSS (all processes)", us, "", "", "", "", "", `${fmt(rss[us], 1)} MiB`]);
   rows.push(["", them, "", "", "", "", "", `${fmt(rss[them], 1)} MiB`]);
+  rows.push(["peak PSS (shared pages once)", us, "", "", "", "", "", `${fmt(pss[us], 1)} MiB`]);
+  rows.push(["", them, "", "", "", "", "", `${fmt(pss[them], 1)} MiB`]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (r) => "| " + r.map((c, i) => (i >= 2 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(" | ") + " |";
   console.log(line(head));

@@ -187,7 +187,7 @@ export const RuntimeConfigSchema = z
     version: z.literal(CONFIG_VERSION).describe("Config format version."),
     virtualServices: z.array(VirtualServiceSchema).min(1, { message: "at least one virtual service is needed" }).describe("The VIPs."),
     admin: AdminSchema.prefault({}).describe("Admin API, metrics and status page."),
-    workers: z.number().int().min(1).max(64).nullable().default(null).describe("Worker processes; null: one per CPU."),
+    workers: z.number().int().min(1).max(64).nullable().default(null).describe("Serving processes: the primary plus workers-1 forked ones; null: one per CPU."),
     drainTimeoutMs: z.number().int().min(0).default(30000).describe("SIGTERM: how long open connections may finish."),
     highAvailability: HighAvailabilitySchema.optional().describe(
       "HA pair: share persistence entries with the peer load balancer, so clients re-pinned after a Portal server failure keep their server across a failover. Omitted: no sync.",

@@ -1,5 +1,5 @@
 /**
- * The control plane, once per proxy (the primary in cluster mode): health checks, operator states
+ * The control plane, once per proxy (the serve primary): health checks, operator states
  * (drain/halt/online), the event list, and the status/metrics views over the data plane's counters.
  * Every effective state change is pushed to the data plane through `onState`.
  */
@@ -48,7 +48,7 @@ export class Control {
   private readonly servers = new Map<string, ServerStatus>();
   private readonly health: HealthManager;
   draining = false;
-  /** True until the data plane listens (cluster: every worker is ready); /healthz answers 503 meanwhile. */
+  /** True until the data plane listens (serve: every process is ready); /healthz answers 503 meanwhile. */
   starting = false;
   /** The persistence sync with the HA peer (set by the runtime when the config has `highAvailability`). */
   peer: PeerSync | undefined;

@@ -34,10 +34,30 @@ interface ListenerEntry {
 
 export interface CoreOptions {
   log: JsonLog;
-  /** Share persistence entries between processes (cluster workers). */
+  /** Share persistence entries between processes (serve primary and workers). */
   sharePins?: boolean;
   /** The number of processes sharing the listeners: maxConnections is split between them. */
   processes?: number;
+  /**
+   * Where a listener's listening server comes from. Default: bound here. A serve worker process gets the
+   * primary's listening socket instead (the kernel then spreads connections between the processes).
+   */
+  bind?: (key: string, listener: Listener) => Promise<net.Server>;
+  /** A listener this core bound itself (the serve primary shares it with its workers). */
+  onBound?: (key: string, server: net.Server) => void;
+}
+
+/** A listening server for one listener: half-open connections allowed (TCP mode relays a FIN one way while
+ * the other direction keeps flowing), Nagle off. */
+export function bindListener(l: Listener): Promise<net.Server> {
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ host: l.address, port: l.port, backlog: 2048 }, () => {
+      server.off("error", reject);
+      resolve(server);
+    });
+  });
 }
 
 export class Core {
@@ -106,19 +126,19 @@ export class Core {
     if (errors.length) throw new Error(`cannot listen on ${errors.join(", ")}`);
   }
 
-  private listen(key: string, l: Listener, vip: string, handler: (s: net.Socket) => void): Promise<void> {
-    const server = net.createServer({ allowHalfOpen: true, noDelay: true });
+  private async listen(key: string, l: Listener, vip: string, handler: (s: net.Socket) => void): Promise<void> {
+    const server = this.opts.bind ? await this.opts.bind(key, l) : await bindListener(l);
+    // A server received from another process was made with default options: same behaviour as bindListener.
+    Object.assign(server as net.Server & { allowHalfOpen: boolean; noDelay: boolean }, { allowHalfOpen: true, noDelay: true });
     const entry: ListenerEntry = { key, listener: l, vip, server, handler };
     server.on("connection", (s) => this.admit(entry, s));
     server.on("error", (e) => this.opts.log.write({ event: "listener-error", address: l.address, port: l.port, error: (e as Error).message }));
-    return new Promise((resolve, reject) => {
-      server.once("error", reject);
-      server.listen({ host: l.address, port: l.port, backlog: 2048 }, () => {
-        server.off("error", reject);
-        this.listeners.set(key, entry);
-        resolve();
-      });
-    });
+    if (this.draining) {
+      server.close();
+      return;
+    }
+    this.listeners.set(key, entry);
+    if (!this.opts.bind) this.opts.onBound?.(key, server);
   }
 
   /** Per-VIP connection limit (split across processes); over it, the connection waits up to queueMs. */

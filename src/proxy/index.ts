@@ -1,7 +1,7 @@
 /**
- * The proxy in one process (no cluster): listeners, pools, health checks and the admin API together.
- * Tests, the demo and embedders use this; `ctera-lb serve` runs the same parts split over a cluster
- * primary (control) and workers (data plane) — see main.ts.
+ * The proxy in one process: listeners, pools, health checks and the admin API together. Tests, the demo and
+ * embedders use this; `ctera-lb serve` runs the same parts over several processes (a primary with the
+ * control plane and a data plane, plus data-plane workers) — see main.ts.
  */
 import type { RuntimeConfig } from "../config";
 import { validateRuntimeConfig } from "../config";

@@ -1,46 +1,39 @@
 /**
- * `ctera-lb serve --config <file>`: the proxy on every core.
+ * `ctera-lb serve --config <file>`: the proxy on every core, one process per core.
  *
- * The primary process is the control plane: it reads and validates the config, runs the health checks once
- * (not once per worker), owns the operator states and the admin API, merges the workers' counters and
- * persistence entries, and handles the signals. Workers are the data plane (Core): they accept connections
- * directly from the shared listening sockets (SCHED_NONE: the kernel spreads connections, no per-connection
- * IPC) and report counters and touched persistence entries once a second.
+ * The primary process is the control plane AND one data plane: it reads and validates the config, binds
+ * the listeners, runs the health checks once, owns the operator states and the admin API, merges the
+ * workers' counters and persistence entries, handles the signals, and serves connections itself (a Core).
+ * `workers` - 1 worker processes (worker.ts) serve beside it: each gets the primary's listening sockets
+ * (handle passing over IPC; the kernel spreads the connections, no per-connection hand-off) and reports
+ * counters and touched persistence entries once a second. With 2 cores that is 2 processes, not 3: the
+ * control plane costs no process of its own (measured: one Node process is ~60 MiB resident).
  *
  * SIGHUP: re-read and validate the file; invalid → logged, the old config keeps serving; valid → primary and
  * workers reconcile (listeners and servers added/removed, open connections untouched).
  * SIGTERM/SIGINT: stop accepting, let connections finish up to drainTimeoutMs, close the rest, exit 0.
  */
-import cluster, { Worker } from "node:cluster";
+import { ChildProcess, fork } from "node:child_process";
 import { readFileSync } from "node:fs";
+import type { Server } from "node:net";
 import { availableParallelism } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError, validateRuntimeConfig } from "../config";
 import type { RuntimeConfig } from "../config";
 import { AdminServer, startAdminServer } from "./admin/server";
 import { Control } from "./control";
 import { Core, CountersSnapshot } from "./core";
-import type { Health } from "./health";
+import type { ToPrimary, ToWorker } from "./ipc";
+import { WORKER_ENV } from "./ipc";
+import { ticketKeys } from "./http/tls";
 import { JsonLog } from "./log";
 import { PeerSync } from "./peer";
 import { PersistenceTable, PinRecord } from "./persistence";
 import { zeroCounters } from "./pool";
+import { runWorker } from "./worker";
 
-type AdminState = "DRAIN" | "HALT" | null;
-
-/** Primary → worker. */
-export type ToWorker =
-  | { t: "config"; config: RuntimeConfig; processes: number; states?: StateMsg[]; pins?: Record<string, PinRecord[]> }
-  | ({ t: "state" } & StateMsg)
-  | { t: "pins"; vip: string; records: PinRecord[] }
-  | { t: "drain"; timeoutMs: number };
-type StateMsg = { vip: string; server: string; health: Health; admin: AdminState };
-
-/** Worker → primary. */
-export type ToPrimary =
-  | { t: "ready" }
-  | { t: "fatal"; error: string }
-  | { t: "stats"; counters: CountersSnapshot; pins: Record<string, PinRecord[]> };
+export type { ToPrimary, ToWorker } from "./ipc";
 
 export async function serveCommand(args: string[]): Promise<number> {
   // A log reader that goes away (a closed pipe) must not take the proxy down: the lines are lost, the
@@ -48,7 +41,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   process.stdout.on("error", (e: NodeJS.ErrnoException) => {
     if (e.code !== "EPIPE") process.stderr.write(`ctera-lb: stdout: ${e.message}\n`);
   });
-  if (cluster.isWorker) return runWorker();
+  if (process.env[WORKER_ENV] === "1" && process.send) return runWorker();
   const { values } = parseArgs({ args, strict: true, options: { config: { type: "string" }, workers: { type: "string" } } });
   if (!values.config) {
     const { UsageError } = await import("../cli");
@@ -70,13 +63,18 @@ export function readConfig(file: string): RuntimeConfig {
   return validateRuntimeConfig(doc);
 }
 
+/** The worker entry: the data plane only (worker.ts), without the CLI and the config validation. */
+const WORKER_ENTRY = join(__dirname, "worker.js");
+
 async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?: number): Promise<number> {
   let cfg = initial;
   const log = new JsonLog((s) => process.stdout.write(s), { pid: process.pid, role: "primary" });
-  const count = workersOverride ?? cfg.workers ?? availableParallelism();
-  const stats = new Map<number, CountersSnapshot>();
+  const count = Math.max(1, workersOverride ?? cfg.workers ?? availableParallelism());
+  const stats = new Map<ChildProcess, CountersSnapshot>();
   const pins = new Map<string, PersistenceTable>();
-  const live = new Set<Worker>();
+  const live = new Set<ChildProcess>();
+  /** The listening servers the primary's core bound, shared with every worker (and every restarted one). */
+  const shared = new Map<string, Server>();
   let shuttingDown = false;
 
   const syncPinTables = () => {
@@ -89,28 +87,43 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
   };
   syncPinTables();
 
-  const send = (w: Worker, m: ToWorker) => {
-    if (w.isConnected()) w.send(m, () => undefined);
+  const send = (w: ChildProcess, m: ToWorker, handle?: Server) => {
+    if (w.connected) w.send(m, handle, {}, () => undefined);
   };
-  const broadcast = (m: ToWorker, except?: Worker) => {
+  const broadcast = (m: ToWorker, except?: ChildProcess) => {
     for (const w of live) if (w !== except) send(w, m);
   };
 
+  const core = new Core({
+    log,
+    sharePins: true,
+    processes: count,
+    onBound: (key, server) => {
+      shared.set(key, server);
+      server.once("close", () => shared.delete(key));
+      for (const w of live) send(w, { t: "listener", key }, server);
+    },
+  });
+
   const control = new Control(cfg, {
     log,
-    onState: (vip, server, health, admin) => broadcast({ t: "state", vip, server, health, admin }),
-    counters: () => sumCounters(stats.values()),
+    onState: (vip, server, health, admin) => {
+      core.setState(vip, server, health, admin);
+      broadcast({ t: "state", vip, server, health, admin });
+    },
+    counters: () => sumCounters([core.snapshot(), ...stats.values()]),
     persistenceEntries: (vip) => pins.get(vip)?.size,
-    workers: () => live.size,
+    workers: () => 1 + live.size,
   });
   control.starting = true;
-  // HA pair: touched entries (from the workers' batches) go to the peer; the peer's go into the primary's
-  // table and out to every worker, like another worker's entries.
+  // HA pair: touched entries (this process's and the workers' batches) go to the peer; the peer's go into
+  // the primary's table, its own data plane and out to every worker, like another worker's entries.
   const peer = new PeerSync({
     config: () => cfg,
     snapshot: (vip) => pins.get(vip)?.snapshot() ?? [],
     merge: (vip, records) => {
       pins.get(vip)?.merge(records);
+      core.mergePins(vip, records);
       broadcast({ t: "pins", vip, records });
     },
     log: (r) => log.write(r),
@@ -126,58 +139,82 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
     log.flush();
     return 1;
   }
-
-  // SCHED_NONE (default): workers accept from the shared sockets themselves, no per-connection hand-off
-  // through the primary. CTERA_LB_SCHED=rr: the primary accepts and deals connections round robin (even
-  // spread of a burst of long-lived connections, at one IPC message per connection).
-  cluster.schedulingPolicy = process.env.CTERA_LB_SCHED === "rr" ? cluster.SCHED_RR : cluster.SCHED_NONE;
-  cluster.setupPrimary({ exec: process.argv[1], args: process.argv.slice(2) });
+  try {
+    await core.apply(cfg);
+    control.apply(cfg); // states reach the freshly created pools
+  } catch (e) {
+    core.close();
+    control.close();
+    peer.stop();
+    await admin.close();
+    log.write({ event: "fatal", error: (e as Error).message });
+    log.flush();
+    return 1;
+  }
 
   let resolveExit!: (code: number) => void;
   const exited = new Promise<number>((r) => (resolveExit = r));
   let started = false;
-  let readyCount = 0;
+  let readyCount = 1; // this process
   const restarts: number[] = [];
+  const markStarted = () => {
+    if (started || readyCount < count) return;
+    started = true;
+    control.starting = false;
+    log.write({ event: "started", workers: count, vips: cfg.virtualServices.map((v) => v.name), admin: `${admin.address}:${admin.port}` });
+  };
 
-  const fork = () => {
-    const w = cluster.fork({ CTERA_LB_WORKER: "1" });
+  // This process's own persistence entries and counters, once a second, like a worker's.
+  const ticker = setInterval(() => {
+    for (const [vip, records] of Object.entries(core.takePins())) {
+      pins.get(vip)?.merge(records);
+      broadcast({ t: "pins", vip, records });
+      peer.offer(vip, records);
+    }
+  }, 1000);
+  ticker.unref();
+
+  const spawnWorker = () => {
+    const w = fork(WORKER_ENTRY, [], { env: { ...process.env, [WORKER_ENV]: "1" }, stdio: ["ignore", "inherit", "inherit", "ipc"] });
     live.add(w);
-    w.on("online", () => {
-      const snapshot: Record<string, PinRecord[]> = {};
-      for (const [vip, t] of pins) snapshot[vip] = t.snapshot();
-      send(w, { t: "config", config: cfg, processes: count, states: control.states(), pins: snapshot });
-    });
     w.on("message", (m: ToPrimary) => {
       switch (m.t) {
+        case "hello": {
+          const snapshot: Record<string, PinRecord[]> = {};
+          for (const [vip, t] of pins) snapshot[vip] = t.snapshot();
+          const keys = ticketKeys().toString("base64");
+          send(w, { t: "config", config: cfg, processes: count, states: control.states(), pins: snapshot, ticketKeys: keys });
+          for (const [key, server] of shared) send(w, { t: "listener", key }, server);
+          break;
+        }
         case "ready":
-          if (!started && ++readyCount === count) {
-            started = true;
-            control.starting = false;
-            log.write({ event: "started", workers: count, vips: cfg.virtualServices.map((v) => v.name), admin: `${admin.address}:${admin.port}` });
-          }
+          readyCount++;
+          markStarted();
           break;
         case "fatal":
-          log.write({ event: "fatal", worker: w.id, error: m.error });
+          log.write({ event: "fatal", worker: w.pid, error: m.error });
           if (!started) void shutdown(1, 0);
           break;
         case "stats":
-          stats.set(w.id, m.counters);
+          stats.set(w, m.counters);
           for (const [vip, records] of Object.entries(m.pins)) {
             pins.get(vip)?.merge(records);
+            core.mergePins(vip, records);
             broadcast({ t: "pins", vip, records }, w);
             peer.offer(vip, records);
           }
           break;
       }
     });
+    w.on("error", (e) => log.write({ event: "worker-error", worker: w.pid, error: e.message }));
     w.on("exit", (code, signal) => {
       live.delete(w);
-      stats.delete(w.id);
+      stats.delete(w);
       if (shuttingDown) {
-        if (live.size === 0) resolveExit(0);
+        if (live.size === 0) childrenGone();
         return;
       }
-      log.write({ event: "worker-exit", worker: w.id, code, signal });
+      log.write({ event: "worker-exit", worker: w.pid, code, signal });
       const now = Date.now();
       restarts.push(now);
       while (restarts.length && now - restarts[0] > 60000) restarts.shift();
@@ -186,10 +223,11 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
         void shutdown(1, 0);
         return;
       }
-      setTimeout(() => !shuttingDown && fork(), 200).unref();
+      setTimeout(() => !shuttingDown && spawnWorker(), 200).unref();
     });
   };
-  for (let i = 0; i < count; i++) fork();
+  for (let i = 1; i < count; i++) spawnWorker();
+  markStarted();
 
   const reload = async () => {
     let next: RuntimeConfig;
@@ -202,6 +240,19 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
     const prevAdmin = cfg.admin;
     cfg = next;
     syncPinTables();
+    const before = new Set(shared.keys());
+    let bindError: string | undefined;
+    try {
+      await core.apply(next); // binds new listeners first: they reach the workers through onBound
+    } catch (e) {
+      bindError = (e as Error).message;
+    }
+    for (const vs of next.virtualServices) {
+      for (const l of vs.listeners) {
+        const key = `${l.address}:${l.port}`;
+        if (!shared.has(key) && !before.has(key)) broadcast({ t: "listener-failed", key, error: bindError ?? "not bound" });
+      }
+    }
     broadcast({ t: "config", config: next, processes: count });
     control.apply(next); // states for new servers reach workers after their config (one ordered channel each)
     peer.apply();
@@ -214,29 +265,35 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
         admin = await startAdminServer(control, prevAdmin);
       }
     }
-    log.write({ event: "reload", ok: true, vips: next.virtualServices.map((v) => v.name) });
+    if (bindError) log.write({ event: "reload", ok: false, error: bindError, kept: "the listeners that could bind" });
+    else log.write({ event: "reload", ok: true, vips: next.virtualServices.map((v) => v.name) });
   };
 
   let exitCode = 0;
+  let childrenGone!: () => void;
+  const allChildrenGone = new Promise<void>((r) => (childrenGone = r));
   const shutdown = async (code: number, timeoutMs = cfg.drainTimeoutMs) => {
     if (shuttingDown) return;
     shuttingDown = true;
     exitCode = code;
     control.draining = true;
-    log.write({ event: "draining", timeoutMs, open: sumCounters(stats.values()).total });
-    if (live.size === 0) resolveExit(code);
+    log.write({ event: "draining", timeoutMs, open: sumCounters([core.snapshot(), ...stats.values()]).total });
+    if (live.size === 0) childrenGone();
     broadcast({ t: "drain", timeoutMs });
     const hard = setTimeout(() => {
-      for (const w of live) w.process.kill("SIGKILL");
+      for (const w of live) w.kill("SIGKILL");
       resolveExit(code);
     }, timeoutMs + 5000);
     hard.unref();
+    await core.drain(timeoutMs);
+    await allChildrenGone;
+    resolveExit(code);
   };
 
   const onHup = () => void reload();
   const onTerm = () => {
     if (shuttingDown) {
-      for (const w of live) w.process.kill("SIGKILL");
+      for (const w of live) w.kill("SIGKILL");
       resolveExit(exitCode);
     } else void shutdown(0);
   };
@@ -245,10 +302,12 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
   process.on("SIGINT", onTerm);
 
   await exited;
+  clearInterval(ticker);
   process.off("SIGHUP", onHup);
   process.off("SIGTERM", onTerm);
   process.off("SIGINT", onTerm);
   peer.stop();
+  core.close();
   control.close();
   await admin.close();
   for (const t of pins.values()) t.close();
@@ -277,71 +336,4 @@ function add(a: ReturnType<typeof zeroCounters>, b: ReturnType<typeof zeroCounte
   a.total += b.total;
   a.bytesIn += b.bytesIn;
   a.bytesOut += b.bytesOut;
-}
-
-function runWorker(): Promise<number> {
-  const log = new JsonLog((s) => process.stdout.write(s), { pid: process.pid, worker: cluster.worker?.id });
-  let core: Core | undefined;
-  let ready = false;
-  const toPrimary = (m: ToPrimary) => {
-    if (process.connected) process.send!(m, undefined, {}, () => undefined);
-  };
-  // The primary coordinates reloads and shutdown; a signal sent to the whole process group is ignored here.
-  for (const sig of ["SIGHUP", "SIGINT", "SIGTERM"] as const) process.on(sig, () => undefined);
-
-  const ticker = setInterval(() => {
-    if (core) toPrimary({ t: "stats", counters: core.snapshot(), pins: core.takePins() });
-  }, 1000);
-
-  return new Promise<number>((resolve) => {
-    const exit = (code: number) => {
-      clearInterval(ticker);
-      log.flush();
-      resolve(code);
-      setImmediate(() => process.exit(code));
-    };
-    process.on("disconnect", () => {
-      core?.close();
-      exit(0);
-    });
-    process.on("message", (m: ToWorker) => {
-      switch (m.t) {
-        case "config": {
-          core ??= new Core({ log, sharePins: true, processes: m.processes });
-          const c = core;
-          const applied = c.apply(m.config);
-          // The pools exist as soon as apply() starts; take the snapshot now, so that a "state" message that
-          // arrives while listeners are still binding is not overwritten by this older snapshot afterwards.
-          if (m.states) for (const s of m.states) c.setState(s.vip, s.server, s.health, s.admin);
-          if (m.pins) for (const [vip, records] of Object.entries(m.pins)) c.mergePins(vip, records);
-          applied.then(
-            () => {
-              if (!ready) {
-                ready = true;
-                toPrimary({ t: "ready" });
-              }
-            },
-            (e: Error) => {
-              if (!ready) toPrimary({ t: "fatal", error: e.message });
-              else log.write({ event: "reload", ok: false, error: e.message });
-            },
-          );
-          break;
-        }
-        case "state":
-          core?.setState(m.vip, m.server, m.health, m.admin);
-          break;
-        case "pins":
-          core?.mergePins(m.vip, m.records);
-          break;
-        case "drain":
-          if (!core) return exit(0);
-          void core.drain(m.timeoutMs).then(() => {
-            toPrimary({ t: "stats", counters: core!.snapshot(), pins: {} });
-            exit(0);
-          });
-          break;
-      }
-    });
-  });
 }

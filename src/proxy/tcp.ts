@@ -163,17 +163,27 @@ function pipe(
   sink.attach(server);
 }
 
-/** Pooled 64 KiB read buffers for the server->client direction (per process, small free list). Measured
- * (`npm run bench -- --quick --only tcp`, two runs each): 64 KiB gave tcp_mibs 0.95-0.97 x HAProxy, 16 KiB
- * 0.68-0.69. The cost: Node keeps a connection's read buffer while it is idle, so each open TCP-mode
- * session (CTTP keeps thousands open for hours) holds 64 KiB — 64 MiB per 1000 sessions (README, Limits). */
+/**
+ * Read buffers for the server->client direction, sized by what the connection is doing. A bulk transfer
+ * reads into pooled 64 KiB buffers (measured, `npm run bench -- --quick --only tcp`: 64 KiB gave tcp_mibs
+ * 0.95-0.97 x HAProxy, 16 KiB 0.68-0.69). A quiet connection reads into a 4 KiB buffer of its own: Node
+ * asks for the next read's buffer right after each read and keeps it while the socket is idle, so a
+ * connection that always held 64 KiB would cost 64 MiB per 1000 idle CTTP sessions; with the small buffer
+ * it is 4 MiB. The switch: a read that fills its buffer asks for the big one next; a read that fits the
+ * small one goes back to small.
+ */
 const BUF_SIZE = 64 * 1024;
+const SMALL_SIZE = 4 * 1024;
 const FREE_MAX = 32;
 const free: Buffer[] = [];
 const takeBuf = (): Buffer => free.pop() ?? Buffer.allocUnsafeSlow(BUF_SIZE);
 const giveBuf = (b: Buffer) => {
-  if (free.length < FREE_MAX) free.push(b);
+  if (b.length === BUF_SIZE && free.length < FREE_MAX) free.push(b);
 };
+/** The pooled big buffers not in use (tests: a buffer must never be in the pool twice). */
+export function pooledReadBuffers(): readonly Buffer[] {
+  return [...free];
+}
 /** Pause reading the server while the client has more than this queued. */
 const HIGH_WATER = 1024 * 1024;
 
@@ -181,23 +191,39 @@ const HIGH_WATER = 1024 * 1024;
  * The server->client direction without a fresh buffer per read: the server socket reads (onread) into a
  * reused buffer; each read is written to the client at once. Usually the write completes synchronously; when
  * it is queued instead (client writableLength grew, so the queue references our buffer), the buffer goes with
- * the write (back to the free list in its callback) and the next read takes another. Idle connections hold a
- * buffer only between reads of the same burst: the `buffer` function is called when reading (re)starts.
+ * the write (a big one back to the pool in its callback) and the next read takes another.
  */
-class ServerToClient {
+export class ServerToClient {
   private cur: Buffer | undefined;
+  /** The size the next read buffer should have. */
+  private want = SMALL_SIZE;
   private server: Socket | undefined;
   private pending: Buffer[] | undefined;
   readonly onread: { buffer: () => Buffer; callback: (nread: number, buf: Uint8Array) => boolean };
 
   constructor(private readonly client: Socket) {
     this.onread = {
-      buffer: () => (this.cur ??= takeBuf()),
+      buffer: () => this.nextBuffer(),
       callback: (nread, buf) => this.onRead(nread, buf as Buffer),
     };
   }
 
+  /** The buffer the next read goes into (Node keeps it while the connection is idle). */
+  private nextBuffer(): Buffer {
+    const cur = this.cur;
+    if (cur && cur.length === this.want) return cur;
+    if (cur) giveBuf(cur);
+    return (this.cur = this.want === BUF_SIZE ? takeBuf() : Buffer.allocUnsafeSlow(SMALL_SIZE));
+  }
+
+  /** Bytes currently held in read buffers by this connection (tests: an idle session holds the small one). */
+  get heldBytes(): number {
+    return this.cur?.length ?? 0;
+  }
+
   private onRead(nread: number, buf: Buffer): boolean {
+    if (nread >= buf.length) this.want = BUF_SIZE;
+    else if (nread <= SMALL_SIZE) this.want = SMALL_SIZE;
     const client = this.client;
     if (!this.server) {
       // Bytes before the pipe is attached (not expected: the pipe attaches in the connect's continuation).
@@ -206,10 +232,16 @@ class ServerToClient {
     }
     if (client.destroyed) return true;
     const before = client.writableLength;
+    // Whoever owns buf gives it back, once: this reader (nextBuffer) while it is ours, or the write's
+    // callback when the write had to queue it (the callback never runs inside write()).
+    let queued = false;
     client.write(buf.subarray(0, nread), (err) => {
-      if (!err && buf !== this.cur) giveBuf(buf);
+      if (queued && !err) giveBuf(buf);
     });
-    if (client.writableLength > before) this.cur = undefined; // queued: the write owns buf now
+    if (client.writableLength > before) {
+      queued = true;
+      this.cur = undefined; // the write owns buf now
+    }
     return client.writableLength <= HIGH_WATER;
   }
 

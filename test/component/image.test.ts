@@ -27,7 +27,7 @@ describe("the proxy image (scripts/build-image)", () => {
     const names = listing.map((l) => l.split(/\s+/).pop()).sort();
     const ha = readdirSync(join(ROOT, "scripts/ha")).map((f) => `./ha/${f}`);
     expect(names).toEqual([
-      "./", "./MANIFEST", "./bin/", "./bin/ctera-lb", "./ha/", ...ha, "./lib/", "./lib/ctera-lb.js", "./sbin/", "./sbin/ctera-lb-boot",
+      "./", "./MANIFEST", "./bin/", "./bin/ctera-lb", "./ha/", ...ha, "./lib/", "./lib/ctera-lb.js", "./lib/worker.js", "./sbin/", "./sbin/ctera-lb-boot",
       "./sbin/ctera-lb-config-sync", "./sbin/lb-network-setup", "./systemd/", "./systemd/ctera-lb-config-sync.service",
       "./systemd/ctera-lb-config-sync.timer", "./systemd/ctera-lb.service",
     ].sort());
@@ -40,6 +40,10 @@ describe("the proxy image (scripts/build-image)", () => {
     execFileSync("tar", ["-xzf", join(ROOT, first.file), "-C", x]);
     const js = readFileSync(join(x, "lib/ctera-lb.js"), "utf8");
     expect(js).not.toContain("@pulumi");
+    // The worker serve forks is the data plane alone: no CLI, no config validation library.
+    const worker = readFileSync(join(x, "lib/worker.js"), "utf8");
+    expect(worker).not.toContain("@pulumi");
+    expect(worker).not.toMatch(/zod|parseArgs/);
     const out = execFileSync("node", [join(x, "lib/ctera-lb.js"), "render", "--design", "ssl-on-portal", "--vip", "10.0.0.10", "--real-server", "10.0.1.11"], { encoding: "utf8" });
     expect(JSON.parse(out).virtualServices[0].listeners.map((l: { port: number }) => l.port)).toEqual([443, 995, 8443]);
     let planErr = "";

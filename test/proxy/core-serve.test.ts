@@ -1,9 +1,10 @@
 /**
- * `ctera-lb serve` as a process (cluster primary + 2 workers): health checked once, persistence consistent
- * across workers, SIGHUP reload (an idle CTTP session survives; an invalid file is refused), SIGTERM drain
+ * `ctera-lb serve` as a process (workers: 2 = the primary serving + 1 worker process): health checked once,
+ * persistence consistent across the processes, half-close relayed by every process, SIGHUP reload (an idle CTTP session survives; an invalid file is refused), SIGTERM drain
  * exits 0. Needs the build (`npx tsc`; the root `npm test` builds first). Block 127.0.14.0/24, clients 127.0.114.x.
  */
 import { ChildProcess, spawn } from "node:child_process";
+import * as net from "node:net";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -39,7 +40,7 @@ const lines = (s: Served) =>
     .filter((l) => l.startsWith("{"))
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 
-describe("ctera-lb serve (cluster)", () => {
+describe("ctera-lb serve (primary + worker process)", () => {
   let portals: SimPortal[];
   let dir: string;
   let file: string;
@@ -48,6 +49,9 @@ describe("ctera-lb serve (cluster)", () => {
   const admin = { host: `${b.net}.1`, port: 19014 };
 
   const write = (c: unknown) => writeFileSync(file, JSON.stringify(c, null, 2));
+  // A plain TCP VIP in front of a server that answers only after the client's FIN (half-close).
+  const HALF = { port: b.ports.https + 7, server: `${b.net}.14` };
+  let halfServer: net.Server;
 
   beforeAll(async () => {
     if (!existsSync(join(ROOT, "dist", "src", "proxy", "main.js"))) throw new Error("build first: npx tsc (npm test does)");
@@ -55,6 +59,25 @@ describe("ctera-lb serve (cluster)", () => {
     dir = mkdtempSync(join(tmpdir(), "ctera-lb-serve-"));
     file = join(dir, "config.json");
     cfg = tcpConfig(b, { healthCheck: { type: "https-get", port: b.ports.https, path: "/admin/startup", intervalMs: INTERVAL, timeoutMs: 450, rise: 2, fall: 3 } }, { workers: 2, drainTimeoutMs: 1500 });
+    halfServer = net.createServer({ allowHalfOpen: true }, (c) => {
+      let n = 0;
+      c.on("data", (d: Buffer) => (n += d.length));
+      c.on("end", () => c.end(`got ${n} bytes after your FIN`));
+    });
+    await new Promise<void>((r) => halfServer.listen(HALF.port, HALF.server, () => r()));
+    cfg = {
+      ...cfg,
+      virtualServices: [
+        ...cfg.virtualServices,
+        {
+          ...cfg.virtualServices[0],
+          name: "HalfClose",
+          listeners: [{ address: b.vip, port: HALF.port }],
+          realServers: [{ ...cfg.virtualServices[0].realServers[0], name: "half", address: HALF.server, port: HALF.port }],
+          healthCheck: { ...cfg.virtualServices[0].healthCheck, type: "connect", port: HALF.port },
+        },
+      ],
+    };
     write(cfg);
     s = serve(file);
     const up = await waitFor(() => lines(s).some((l) => l.event === "started"), 20000, 50);
@@ -67,6 +90,7 @@ describe("ctera-lb serve (cluster)", () => {
       await s.exit;
     }
     await Promise.all(portals.map((p) => p.stop()));
+    await new Promise((r) => halfServer.close(r));
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -78,6 +102,27 @@ describe("ctera-lb serve (cluster)", () => {
     expect(seen).toBeLessThanOrEqual(8); // two streams (one per worker) would be about 12
     const st = (await getJson({ ...admin, path: "/api/status" })).body;
     expect(st.workers).toBe(2);
+  });
+
+  test("every serving process relays a half-close: the client's FIN reaches the server, the answer still comes back", async () => {
+    const answers: string[] = [];
+    for (let n = 1; n <= 30; n++) {
+      const c = net.connect({ host: b.vip, port: HALF.port, localAddress: b.client(400 + n), allowHalfOpen: true });
+      const chunks: Buffer[] = [];
+      const done = new Promise<void>((resolve, reject) => {
+        c.on("data", (d: Buffer) => chunks.push(d));
+        c.once("end", () => (c.end(), resolve()));
+        c.once("error", reject);
+      });
+      c.end("hello");
+      await done;
+      answers.push(Buffer.concat(chunks).toString());
+    }
+    expect(new Set(answers)).toEqual(new Set(["got 5 bytes after your FIN"]));
+    // The connections were spread over both processes (each logs its own connection lines).
+    await waitFor(() => lines(s).filter((l) => l.vip === "HalfClose" && l.event === "connection").length >= 30, 3000);
+    const pids = new Set(lines(s).filter((l) => l.vip === "HalfClose" && l.event === "connection").map((l) => l.pid));
+    expect(pids.size).toBe(2);
   });
 
   afterEach(() => { if (process.env.DEBUG_SERVE) console.log(s.out().slice(-3000)); });

@@ -17,10 +17,21 @@ export const CIPHERS = `${TLS13_CIPHERSUITES}:${TLS12_CIPHERS}`;
 
 /**
  * Session-ticket keys live as long as the process, not the context: a reload must not turn every returning
- * client's resumption into a full handshake. (Each worker process has its own keys; a client that lands
- * on another worker does one full handshake there.)
+ * client's resumption into a full handshake. `serve` gives its workers the primary's keys (over IPC, before
+ * their first context), so a client resumes whichever process accepts its next connection.
  */
-const TICKET_KEYS = randomBytes(48);
+let TICKET_KEYS = randomBytes(48);
+
+/** This process's session-ticket keys (48 bytes: name, HMAC secret, AES key). */
+export function ticketKeys(): Buffer {
+  return TICKET_KEYS;
+}
+
+/** Use these keys for contexts built from now on (a serve worker takes the primary's). */
+export function setTicketKeys(keys: Buffer): void {
+  if (keys.length !== 48) throw new Error(`session-ticket keys are 48 bytes, got ${keys.length}`);
+  TICKET_KEYS = Buffer.from(keys);
+}
 
 export function buildSecureContext(files: TlsFiles): tls.SecureContext {
   const cert = readFileSync(files.certFile);
