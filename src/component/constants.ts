@@ -9,6 +9,11 @@ export const CONFIG_OBJECT_KEY = "config/config.json";
 /** Tag on every child; the instance role's VIP claim is scoped to ENIs carrying this deployment's value. */
 export const DEPLOYMENT_TAG = "ctera-lb:deployment";
 
+/** highAvailability: the node's name (vm-0, vm-1) on its instance; the deploy-side handover finds nodes by it. */
+export const HA_NODE_TAG = "ctera-lb:ha-node";
+/** Tags a node sets on its own instance (scripts/ha/ec2-publish-state); Pulumi ignores them. */
+export const VRRP_TAGS = ["ctera-lb:vrrp-state", "ctera-lb:vrrp-since"] as const;
+
 /** Graviton instance types (family ending in "g", e.g. t4g, m7g, c7gn) run arm64 images. */
 export function isGraviton(instanceType: string): boolean {
   return /^[a-z]+\d+[a-z]*g[a-z]*\./.test(instanceType) && !/^(g\d|p\d|inf|trn)/.test(instanceType);

@@ -15,7 +15,8 @@
  *   <name>-vip-eip (+ -vip-eip-assoc)                 publicVip
  *   <name>-vm-0-eth0, -vm-0-eth1, -vm-0-eth1-attach, -vm-0   the VM and its interfaces
  *   highAvailability: -vm-1..., -ha-vm-N (keepalived.conf), -ha-peer-vm-N (the peer for the persistence sync),
- *                     VRRP and persistence-sync rules between the pair
+ *                     VRRP and persistence-sync rules between the pair, -handover-vm-N command:local:Command
+ *                     (the rolling order: handover-vm-1 → vm-1 → handover-vm-0 → vm-0)
  */
 import * as path from "node:path";
 import * as fs from "node:fs";
@@ -28,7 +29,7 @@ import { CteraPortalLoadBalancerArgs, ParsedArgs, parseComponentArgs } from "./a
 import { SSM_MANAGED_POLICY_ARN_SUFFIX, assumeRolePolicy, instancePolicy } from "./policy";
 import { TrafficModel, deriveTraffic, hostCidr } from "./traffic";
 import { renderUserData } from "./userdata";
-import { COMPONENT_TYPE, CONFIG_OBJECT_KEY, DEPLOYMENT_TAG, TLS_CERT_PATH, TLS_KEY_PATH, haPeerObjectKey, isGraviton } from "./constants";
+import { COMPONENT_TYPE, CONFIG_OBJECT_KEY, DEPLOYMENT_TAG, HA_NODE_TAG, TLS_CERT_PATH, TLS_KEY_PATH, VRRP_TAGS, haPeerObjectKey, isGraviton } from "./constants";
 
 /** Only used to render at construction (ports and validation do not depend on the VIP). */
 const PLACEHOLDER_VIP = "192.0.2.1";
@@ -314,9 +315,12 @@ export class CteraPortalLoadBalancer extends pulumi.ComponentResource {
     // is a secondary private IP, and AWS moves a secondary IP only between ENIs of one subnet.
     const ha = a.highAvailability ? (a.highAvailability === true ? {} : a.highAvailability) : undefined;
     const nodeCount = ha ? 2 : 1;
-    // A new image hash replaces a VM together with its interfaces, create-before-delete: the new VM's ENIs
-    // and instance exist before the old ones go; the VM (or, with HA, keepalived's MASTER) claims the VIP.
-    const generation = { replacementTrigger: imageHash };
+    // One VM: a new image hash replaces the VM together with its interfaces, create-before-delete: the new
+    // VM's ENIs and instance exist before the old ones go, and the new VM claims the VIP at boot.
+    // A pair: the interfaces stay (so the nodes keep their addresses, and VRRP, the security-group rules and
+    // the peer objects do not change), and the nodes are replaced one after the other, each delete-before-
+    // replace, with a handover step in between (see "rolling order" below).
+    const generation = ha ? {} : { replacementTrigger: imageHash };
     const nodes = Array.from({ length: nodeCount }, (_, i) => {
       const vmName = `${name}-vm-${i}`;
       const eth0 = new aws.ec2.NetworkInterface(
@@ -459,8 +463,9 @@ export class CteraPortalLoadBalancer extends pulumi.ComponentResource {
             tlsSecretArn ?? "",
             pulumi.all(eniArns),
             eipArn ?? "",
+            pulumi.interpolate`arn:${partition}:ec2:${region}:${identity.accountId}:instance/*`,
           ])
-          .apply(([imageArn, configArn, haArns, secretArn, enis, eip]) =>
+          .apply(([imageArn, configArn, haArns, secretArn, enis, eip, instanceArns]) =>
             JSON.stringify(
               instancePolicy({
                 imageObjectArn: imageArn,
@@ -470,6 +475,7 @@ export class CteraPortalLoadBalancer extends pulumi.ComponentResource {
                 deploymentTag: { key: DEPLOYMENT_TAG, value: deployment },
                 networkInterfaceArns: enis,
                 elasticIpArn: eip || undefined,
+                ...(ha ? { vrrpState: { instanceArnPattern: instanceArns, tagKeys: VRRP_TAGS } } : {}),
               }),
             ),
           ),
@@ -485,9 +491,37 @@ export class CteraPortalLoadBalancer extends pulumi.ComponentResource {
 
     // --- the VMs -------------------------------------------------------------------------------------
     const instanceType = a.instanceType ?? "t3.small";
-    const ami = a.ami ?? defaultAmi(instanceType, parent);
-    const instances = nodes.map((n) => {
-      const userData = pulumi
+    const ami: pulumi.Input<string> = a.ami ?? defaultAmi(instanceType, parent);
+    // --- rolling order (highAvailability) ------------------------------------------------------------
+    // A change that replaces (or stops) the VMs must never take both nodes down. Pulumi's dependencies give
+    // the order: handover-vm-1 → vm-1 → handover-vm-0 → vm-0. A handover step (scripts/ha/handover, run
+    // where `pulumi up` runs, with the deployer's AWS credentials and the aws CLI) is re-run whenever its
+    // node's instance inputs change; it reads the nodes' VRRP states (tags the notify script sets) and:
+    //   handover-vm-1: if vm-1 is MASTER, waits for vm-0 to be a healthy standby and has vm-1 step down;
+    //   handover-vm-0: waits until the NEW vm-1 is a healthy standby (BACKUP: keepalived running, its proxy
+    //                  healthy), then has vm-0 step down (SSM → scripts/ha/step-down), waits for vm-1 MASTER.
+    // A step that cannot succeed fails the update before the node it guards is touched.
+    // What replaces or stops a VM: its user data (image hash included), a given AMI (a looked-up one is
+    // ignored by the instance, so it must not trigger a needless failover either), the instance type.
+    const nodeInputs = (i: number) =>
+      pulumi.all([userDataOf(i), a.ami ?? "", instanceType]).apply(([ud, amiId, type]) =>
+        crypto.createHash("sha256").update(`${ud}\0${amiId}\0${type}`).digest("hex"),
+      );
+    const handover = (from: number, to: number, after: pulumi.Resource[]) =>
+      new command.local.Command(
+        `${name}-handover-vm-${from}`,
+        {
+          create: pulumi.interpolate`scripts/ha/handover --deployment ${shellQuote(deployment)} --from vm-${from} --to vm-${to} --region ${region} --timeout 900`,
+          dir: root,
+          // Re-run (replace) when this node's instance is about to be replaced or changed.
+          triggers: [nodeInputs(from)],
+          logging: "stderr",
+        },
+        { parent: this, dependsOn: after },
+      );
+    const userDataOf = (i: number): pulumi.Output<string> => {
+      const n = nodes[i];
+      return pulumi
         .all([region, bucket.bucket, imageKey, imageHash, tlsSecretArn ?? "", vipAddress])
         .apply(([reg, bucketName, key, sha, secretArn, vip]) =>
           renderUserData({
@@ -505,6 +539,9 @@ export class CteraPortalLoadBalancer extends pulumi.ComponentResource {
             ...(ha ? { haNode: n.node, haConfigKey: `ha/${n.node}/keepalived.conf` } : {}),
           }),
         );
+    };
+    const makeInstance = (n: (typeof nodes)[number], i: number): aws.ec2.Instance => {
+      const userData = userDataOf(i);
       const instance = new aws.ec2.Instance(
         n.vmName,
         {
@@ -513,7 +550,8 @@ export class CteraPortalLoadBalancer extends pulumi.ComponentResource {
           primaryNetworkInterface: { networkInterfaceId: n.eth0.id },
           iamInstanceProfile: profile.name,
           userData,
-          // A changed user data means a new image: replace (create-before-delete) instead of stop/start.
+          // A changed user data means a new image: replace instead of stop/start (one VM: create-before-delete;
+          // a pair: delete-before-replace, one node at a time, see the rolling order above).
           userDataReplaceOnChange: true,
           metadataOptions: {
             httpEndpoint: "enabled",
@@ -524,9 +562,16 @@ export class CteraPortalLoadBalancer extends pulumi.ComponentResource {
           },
           rootBlockDevice: { encrypted: true, volumeType: "gp3", volumeSize: 8, deleteOnTermination: true, tags },
           monitoring: false,
-          tags: { ...tags, Name: n.vmName },
+          // ctera-lb:ha-node: how the handover finds the node; the VRRP state tags are the node's own (notify).
+          tags: { ...tags, Name: n.vmName, ...(ha ? { [HA_NODE_TAG]: n.node } : {}) },
         },
-        { parent: this, dependsOn: [configObject, ...haObjects], ...(a.ami ? {} : { ignoreChanges: ["ami"] }) },
+        {
+          parent: this,
+          dependsOn: [configObject, ...haObjects, ...(ha ? [guards[i]] : [])],
+          ignoreChanges: [...(a.ami ? [] : ["ami"]), ...(ha ? VRRP_TAGS.flatMap((k) => [`tags["${k}"]`, `tagsAll["${k}"]`]) : [])],
+          // The pair keeps its interfaces: the old VM must be gone before a new one can take its primary ENI.
+          ...(ha ? { deleteBeforeReplace: true } : {}),
+        },
       );
       if (n.eth1) {
         new aws.ec2.NetworkInterfaceAttachment(
@@ -536,7 +581,14 @@ export class CteraPortalLoadBalancer extends pulumi.ComponentResource {
         );
       }
       return instance;
-    });
+    };
+    const instances: aws.ec2.Instance[] = [];
+    const vmOrder = ha ? [1, 0] : [0];
+    const guards: Record<number, command.local.Command> = {};
+    for (const i of vmOrder) {
+      if (ha) guards[i] = handover(i, 1 - i, i === 0 ? [instances[1]] : []);
+      instances[i] = makeInstance(nodes[i], i);
+    }
     this.vipAddress = vipAddress;
     this.publicVip = publicVip;
     this.instanceIds = pulumi.all(instances.map((i) => i.id));
@@ -601,8 +653,14 @@ export function renderHaPair(
   try {
     const node = (i: 0 | 1) =>
       renderKeepalivedConfig({
-        self: { ...p.nodes[i], priority: i === 0 ? 200 : 100 },
-        peer: { ...p.nodes[1 - i], priority: i === 0 ? 100 : 200 },
+        // 250/240: with nopreempt the priorities only decide an election between two BACKUPs (the first boot)
+        // and never take the VIP from a running MASTER, so a small gap is enough (no track_script weight
+        // could close it: the track script has none, a failure means FAULT). What the level does decide is
+        // how soon a BACKUP declares a silent MASTER dead: 3 x advert_int + skew, skew = (256 - priority)/256 x
+        // advert_int, i.e. +0.06 s at 240 instead of +0.61 s at 100 (at 1 s adverts). 255 is reserved for an
+        // address owner, which neither node is.
+        self: { ...p.nodes[i], priority: HA_PRIORITIES[i] },
+        peer: { ...p.nodes[1 - i], priority: HA_PRIORITIES[1 - i] },
         vrrpInterface: "eth0",
         virtualRouterId: ha.virtualRouterId ?? (digest[0] % 255) + 1,
         authPass: digest.toString("hex").slice(0, 8),
@@ -618,6 +676,14 @@ export function renderHaPair(
     if (e instanceof ConfigError) throw new ConfigError(e.issues.map((i) => ({ ...i, path: `highAvailability.${i.path}` })), `CteraPortalLoadBalancer '${name}' args`);
     throw e;
   }
+}
+
+/** keepalived priorities of vm-0 and vm-1 (see renderHaPair). */
+export const HA_PRIORITIES = [250, 240] as const;
+
+/** One shell word, whatever the string holds. */
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 /** PEM given as plain strings is checked now (a wrong key is a construction error, not a boot failure). */

@@ -27,6 +27,8 @@ export interface RegisteredOptions {
   deleteBeforeReplace: boolean;
   /** Provider reference ("" for the default provider). */
   provider: string;
+  /** Names of the resources this one waits for (dependsOn and inputs from other resources). */
+  dependsOn: string[];
 }
 
 type RegisterRequest = {
@@ -37,6 +39,7 @@ type RegisterRequest = {
   getReplaceonchangesList(): string[];
   getDeletebeforereplace(): boolean;
   getProvider(): string;
+  getDependenciesList(): string[];
   getReplacementTrigger?(): { toJavaScript(): unknown } | undefined;
 };
 const seenOptions = new Map<string, RegisteredOptions>();
@@ -56,6 +59,7 @@ function captureOptions(): void {
       ...(trigger ? { replacementTrigger: trigger.toJavaScript() } : {}),
       deleteBeforeReplace: req.getDeletebeforereplace(),
       provider: req.getProvider(),
+      dependsOn: req.getDependenciesList().map((urn) => urn.slice(urn.lastIndexOf("::") + 2)),
     });
     return original.call(this, req, cb);
   };
@@ -72,6 +76,8 @@ export interface OfflineOptions {
   /** Run scripts/build-image for the command:local:Command (the plan does; tests need not). */
   buildImage?: boolean;
   region?: string;
+  /** What the default AMI lookup finds (tests: a newer AMI appeared). */
+  latestAmi?: string;
 }
 
 export const FAKE_IMAGE_HASH = "0".repeat(63) + "1";
@@ -109,7 +115,9 @@ export async function runOffline<T>(program: () => T, o: OfflineOptions = {}): P
         switch (args.type) {
           case "command:local:Command": {
             let stdout: string;
-            if (o.buildImage) {
+            if (!String(inputs.create ?? "").includes("scripts/build-image")) {
+              stdout = ""; // not the image build (the HA handover steps): nothing runs offline
+            } else if (o.buildImage) {
               stdout = execFileSync("node", ["scripts/build-image", "--out", ".ctera-lb-build"], {
                 cwd: String(inputs.dir ?? "."),
                 encoding: "utf8",
@@ -152,7 +160,7 @@ export async function runOffline<T>(program: () => T, o: OfflineOptions = {}): P
             Object.assign(state, { name: `${args.name}`, arn: `arn:aws:iam::${account}:instance-profile/${args.name}` });
             break;
         }
-        const options = seenOptions.get(`${args.type}::${args.name}`) ?? { parent: "", ignoreChanges: [], replaceOnChanges: [], deleteBeforeReplace: false, provider: "" };
+        const options = seenOptions.get(`${args.type}::${args.name}`) ?? { parent: "", ignoreChanges: [], replaceOnChanges: [], deleteBeforeReplace: false, provider: "", dependsOn: [] };
         resources.push({ type: args.type, name: args.name, inputs, id, options });
         return { id, state };
       },
@@ -170,7 +178,7 @@ export async function runOffline<T>(program: () => T, o: OfflineOptions = {}): P
           case "aws:ec2/getManagedPrefixList:getManagedPrefixList":
             return { ...inputs, id: "pl-6da54004", name: inputs.name };
           case "aws:ec2/getAmi:getAmi":
-            return { ...inputs, id: "ami-0123456789abcdef0", imageId: "ami-0123456789abcdef0", architecture: "x86_64" };
+            return { ...inputs, id: o.latestAmi ?? "ami-0123456789abcdef0", imageId: o.latestAmi ?? "ami-0123456789abcdef0", architecture: "x86_64" };
           default:
             return inputs;
         }

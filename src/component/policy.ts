@@ -2,7 +2,8 @@
  * The instance role's policy documents, as plain functions of resolved ARNs so tests can parse and check
  * them. Least privilege: read this deployment's image object and config object (GetObject also answers
  * HeadObject, which the config poller uses for the ETag), read its TLS secret, and claim the VIP on the
- * deployment's own ENIs (tag-scoped). Session Manager comes from the AWS managed policy
+ * deployment's own ENIs (tag-scoped), and in a pair publish the node's VRRP state as tags on the deployment's
+ * own instances (tag-scoped, state tags only). Session Manager comes from the AWS managed policy
  * AmazonSSMManagedInstanceCore, attached separately.
  */
 export interface PolicyStatement {
@@ -10,7 +11,7 @@ export interface PolicyStatement {
   Effect: "Allow";
   Action: string[];
   Resource: string[] | string;
-  Condition?: Record<string, Record<string, string>>;
+  Condition?: Record<string, Record<string, string | string[]>>;
 }
 
 export interface PolicyDocument {
@@ -41,6 +42,9 @@ export interface InstancePolicyInputs {
   extraObjectArns?: string[];
   /** publicVip with highAvailability: the Elastic IP the new MASTER re-associates. */
   elasticIpArn?: string;
+  /** highAvailability: the nodes tag their own instances with their VRRP state (these keys only); the ARN
+   * pattern of the account's instances in the region (the instances' ids are not known before the role). */
+  vrrpState?: { instanceArnPattern: string; tagKeys: readonly string[] };
 }
 
 export function instancePolicy(p: InstancePolicyInputs): PolicyDocument {
@@ -66,6 +70,17 @@ export function instancePolicy(p: InstancePolicyInputs): PolicyDocument {
       Action: ["ec2:AssociateAddress"],
       Resource: [p.elasticIpArn, ...p.networkInterfaceArns],
       Condition: ownTag,
+    });
+  }
+  if (p.vrrpState) {
+    // Scoped to the pair by the deployment tag both instances carry, and to the state tags only (a node
+    // cannot retag itself out of the deployment or touch any other tag).
+    statements.push({
+      Sid: "PublishVrrpStateOnOwnInstances",
+      Effect: "Allow",
+      Action: ["ec2:CreateTags"],
+      Resource: [p.vrrpState.instanceArnPattern],
+      Condition: { ...ownTag, "ForAllValues:StringEquals": { "aws:TagKeys": [...p.vrrpState.tagKeys] } },
     });
   }
   return { Version: "2012-10-17", Statement: statements };

@@ -196,6 +196,12 @@ export class Core {
     this.pools.get(vip)?.setState(server, health, admin);
   }
 
+  /** Record touched persistence entries for takePins() from now on (or stop). */
+  setSharePins(on: boolean): void {
+    this.opts.sharePins = on;
+    for (const p of this.pools.values()) p.persistence.setShare(on);
+  }
+
   mergePins(vip: string, records: readonly PinRecord[]): void {
     this.pools.get(vip)?.persistence.merge(records);
   }

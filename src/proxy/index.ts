@@ -53,8 +53,8 @@ export interface ProxyHandle {
 
 export async function startProxy(config: RuntimeConfig, opts: StartOptions = {}): Promise<ProxyHandle> {
   const log = new JsonLog(opts.log ?? ((s) => process.stdout.write(s)), { pid: process.pid });
-  // Touched persistence entries are batched (as between cluster workers) so the HA peer sync can take them.
-  const core = new Core({ log, sharePins: true });
+  // With an HA peer, touched persistence entries are batched (as between cluster workers) for the sync.
+  const core = new Core({ log, sharePins: !!config.highAvailability });
   let current = config;
   const control = new Control(config, {
     log,
@@ -108,6 +108,7 @@ export async function startProxy(config: RuntimeConfig, opts: StartOptions = {})
       const prev = current;
       current = next;
       control.config = next;
+      core.setSharePins(!!next.highAvailability);
       try {
         await core.apply(next);
       } finally {

@@ -13,7 +13,8 @@
  * entry that moved BACK to its first choice after it had been announced (so the peer forgets the detour).
  * Entries go with their age (ms since last use), not a timestamp: the nodes' clocks need not agree.
  * After the peer restarted (its node id changed) or after a failed push, everything that differs from the
- * first choice is queued again (a full resync), at most `maxEntriesPerMessage` per push.
+ * first choice is queued again (a full resync), at most `maxEntriesPerMessage` per push; while the peer does
+ * not answer, pushes back off (up to 5 s) and nothing queues up.
  *
  * What is received (POST /api/persistence/merge): newer wins, as between workers. An entry naming a server
  * that is DOWN here is kept as the peer chose it: the health views of the two nodes are not in lockstep (a
@@ -54,8 +55,9 @@ export interface PeerSyncHooks {
   collect?(): void;
 }
 
-/** Largest merge body accepted (20000 entries of an IPv6 client and a long server name fit). */
-export const PEER_MAX_BODY_BYTES = 2 * 1024 * 1024;
+/** Largest merge body accepted: 20000 entries (the most a message may carry) of the longest client address
+ * (45 characters) and server name (63) take about 2.5 MB; 5000 IPv4 entries (the default) about 175 KB. */
+export const PEER_MAX_BODY_BYTES = 4 * 1024 * 1024;
 /** Queued entries beyond this are dropped and a full resync is scheduled instead. */
 const OUTBOX_LIMIT = 200_000;
 
@@ -78,6 +80,8 @@ export class PeerSync {
   private intervalMs = 0;
   private lastPrune = Date.now();
   private failing = false;
+  private consecutiveFailures = 0;
+  private retryAt = 0;
   /** For status and tests. */
   readonly stats = { sent: 0, received: 0, pushes: 0, failures: 0, ignored: 0 };
 
@@ -109,9 +113,11 @@ export class PeerSync {
     const vs = this.hooks.config().virtualServices.find((v) => v.name === vip);
     if (!vs || vs.persistence.type !== "source-ip") return;
     const seen = this.announced.get(vip);
+    const queued = this.outbox.get(vip);
     for (const r of records) {
       const differs = firstChoiceOf(vs, r.ip) !== r.server;
-      if (!differs && !seen?.has(r.ip)) continue;
+      // Back on its first choice: worth a message only if the peer heard (or is about to hear) of a detour.
+      if (!differs && !seen?.has(r.ip) && !queued?.has(r.ip)) continue;
       this.enqueue(vip, r);
     }
   }
@@ -129,11 +135,13 @@ export class PeerSync {
     q.set(r.ip, r);
   }
 
-  /** Queue every entry that differs from its first choice (the peer restarted, or pushes failed). */
+  /** Queue every entry that differs from its first choice, and every announced detour that has ended (the
+   * peer restarted, or pushes failed). */
   private queueFull(): void {
     for (const vs of this.hooks.config().virtualServices) {
       if (vs.persistence.type !== "source-ip") continue;
-      for (const r of this.hooks.snapshot(vs.name)) if (firstChoiceOf(vs, r.ip) !== r.server) this.enqueue(vs.name, r);
+      const seen = this.announced.get(vs.name);
+      for (const r of this.hooks.snapshot(vs.name)) if (firstChoiceOf(vs, r.ip) !== r.server || seen?.has(r.ip)) this.enqueue(vs.name, r);
     }
   }
 
@@ -161,7 +169,7 @@ export class PeerSync {
   async push(): Promise<void> {
     const cfg = this.hooks.config();
     const ha = cfg.highAvailability;
-    if (!ha || this.inFlight) return;
+    if (!ha || this.inFlight || Date.now() < this.retryAt) return;
     this.inFlight = true;
     try {
       this.hooks.collect?.();
@@ -176,15 +184,19 @@ export class PeerSync {
         res = await postMerge(ha, cfg.admin.token ?? "", msg);
       } catch (e) {
         this.stats.failures++;
-        // Whatever the peer missed is resent from the table once it answers again.
+        // Whatever the peer missed is resent from the table once it answers again (so the queue is dropped,
+        // not kept growing); meanwhile, retries back off up to 5 s.
         this.needFull = true;
-        for (const [vip, r] of taken) this.enqueue(vip, r);
+        this.outbox.clear();
+        this.outboxSize = 0;
+        this.retryAt = Date.now() + Math.min(5000, ha.syncIntervalMs * 2 ** Math.min(this.consecutiveFailures++, 10));
         if (!this.failing) this.hooks.log({ event: "peer-sync", ok: false, peer: `${ha.peer.address}:${ha.peer.port}`, error: (e as Error).message });
         this.failing = true;
         return;
       }
       this.stats.pushes++;
       this.stats.sent += count;
+      this.consecutiveFailures = 0;
       if (this.failing || this.peerNode !== res.node) {
         this.hooks.log({ event: "peer-sync", ok: true, peer: `${ha.peer.address}:${ha.peer.port}`, node: res.node, restarted: this.peerNode !== undefined && this.peerNode !== res.node });
         if (this.peerNode !== undefined && this.peerNode !== res.node) this.needFull = true;

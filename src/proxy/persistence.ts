@@ -35,6 +35,12 @@ export class PersistenceTable {
     this.schedule();
   }
 
+  /** Start or stop recording touched entries (a single-process proxy shares them only with an HA peer). */
+  setShare(on: boolean): void {
+    if (on) this.touched ??= new Map();
+    else this.touched = undefined;
+  }
+
   setTimeoutSeconds(s: number): void {
     this.timeoutMs = s * 1000;
     this.schedule();

@@ -73,8 +73,9 @@ describe("highAvailability", () => {
     }
     expect(a).toContain(`--eni ${mockAwsId("eni", "lb-vm-0-eth1")}`);
     expect(b).toContain(`--eni ${mockAwsId("eni", "lb-vm-1-eth1")}`);
-    expect(a).toMatch(/priority 200/);
-    expect(b).toMatch(/priority 100/);
+    // High priorities keep the master-down skew small ((256 - p)/256 s); nopreempt makes the gap irrelevant.
+    expect(a).toMatch(/^\s+priority 250$/m);
+    expect(b).toMatch(/^\s+priority 240$/m);
     // The track script asks the node's own admin API on its internal address.
     expect(a).toContain(`http://${eth0Ip("vm-0")}:9090/healthz`);
   });

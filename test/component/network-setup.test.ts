@@ -3,6 +3,7 @@
  * network namespaces are available, the state it leaves in a namespace this test creates (no traffic).
  */
 import { execFileSync, spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
 const SCRIPT = join(__dirname, "..", "..", "scripts", "lb-network-setup");
@@ -27,6 +28,19 @@ describe("lb-network-setup", () => {
       "ip -4 rule add from 10.0.2.20 lookup 101 priority 1101",
       "ip -4 rule add from 10.0.2.10 lookup 101 priority 1101",
     ]);
+  });
+
+  test("HA pair (--no-vip-address): the same routing, but the VIP address is left to keepalived's MASTER; the boot script asks for it on pair nodes only", () => {
+    const r = run("--dry-run", "--layout", "two-arm", "--client-if", "eth1", "--client-ip", "10.0.2.20", "--client-cidr", "10.0.2.0/24", "--vip", "10.0.2.10", "--no-vip-address");
+    expect(r.status).toBe(0);
+    const lines = r.stdout.trim().split("\n");
+    expect(lines.filter((l) => l.includes("addr add"))).toEqual([]);
+    expect(lines).toContain("ip -4 rule add from 10.0.2.10 lookup 101 priority 1101"); // replies from the VIP once it is here
+    const env = spawnSync(SCRIPT, ["--dry-run"], { encoding: "utf8", env: { ...process.env, CTERA_LB_LAYOUT: "one-arm", CTERA_LB_CLIENT_IF: "eth0", CTERA_LB_VIP: "10.0.1.10", CTERA_LB_VIP_ADDRESS: "0" } });
+    expect(env.stdout).not.toContain("addr add");
+    // ctera-lb-boot passes the flag exactly when the node is one of a pair (CTERA_LB_HA_NODE set).
+    const boot = readFileSync(join(__dirname, "..", "..", "scripts", "image", "ctera-lb-boot"), "utf8");
+    expect(boot).toMatch(/lb-network-setup"[^\n]*\\\n[^\n]*--vip "\$CTERA_LB_VIP" \$\{CTERA_LB_HA_NODE:\+--no-vip-address\}\n/);
   });
 
   test("missing or bad parameters exit 2 and name the option", () => {

@@ -22,7 +22,7 @@ describe("ctera-lb plan", () => {
     expect(count(p, "aws:ec2/networkInterface:NetworkInterface")).toBe(3); // eth0 per VM + the VIP reservation
     expect(count(p, "aws:ec2/networkInterfaceAttachment:NetworkInterfaceAttachment")).toBe(0);
     expect(count(p, "aws:ec2/securityGroup:SecurityGroup")).toBe(1);
-    expect(count(p, "command:local:Command")).toBe(1);
+    expect(count(p, "command:local:Command")).toBe(3); // the image build + a handover step per node of the pair
     expect(count(p, "aws:secretsmanager/secret:Secret")).toBe(0);
     expect(ingressPorts(p)).toEqual([443, 995, 8443]);
     // 3 ports × 2 client CIDRs + the admin port × 1 admin CIDR + VRRP from each of the pair

@@ -4,10 +4,10 @@
  * allowed), its retries, and IMDSv2 when the ENI is not given. Dummy credentials; the endpoint is the stub;
  * the CLI's own metadata lookups are disabled, so nothing leaves loopback.
  */
-import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { awsCli, awsTestEnv, runScript } from "./aws";
 import { Ec2Stub, ImdsStub, startEc2Stub, startImdsStub } from "./ec2-stub";
 
 const SCRIPT = resolve(__dirname, "..", "..", "scripts", "ha", "ec2-move-vip");
@@ -16,12 +16,6 @@ const IMDS_ADDR = "127.0.70.2";
 const ENI = "eni-0a1b2c3d4e5f60718";
 const ALLOC = "eipalloc-0f1e2d3c4b5a69788";
 const VIP = "10.20.1.10"; // data only: the address the stub is asked to move
-
-/** Debian's awscli package (what scripts/install-test-deps installs), else any `aws` on PATH. */
-function awsCli(): string {
-  if (existsSync("/usr/bin/aws")) return "/usr/bin/aws";
-  throw new Error("the AWS CLI is not installed: run scripts/install-test-deps (as root; Debian package awscli)");
-}
 
 // The AWS CLI takes a second or more to start, more on a busy machine; a test makes up to four calls.
 jest.setTimeout(90_000);
@@ -40,39 +34,8 @@ afterEach(async () => {
 });
 afterAll(() => rmSync(home, { recursive: true, force: true }));
 
-function baseEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: home,
-    AWS_CLI: awsCli(),
-    AWS_ACCESS_KEY_ID: "AKIAIOSFODNN7EXAMPLE",
-    AWS_SECRET_ACCESS_KEY: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-    AWS_DEFAULT_REGION: "eu-west-1",
-    AWS_ENDPOINT_URL_EC2: ec2.url,
-    AWS_EC2_METADATA_DISABLED: "true",
-    AWS_CONFIG_FILE: "/dev/null",
-    AWS_SHARED_CREDENTIALS_FILE: "/dev/null",
-    AWS_MAX_ATTEMPTS: "1", // the CLI's own retries off: the script's retries are what is tested
-    AWS_RETRY_MODE: "standard",
-    NO_PROXY: "*",
-    ...extra,
-  };
-  return env;
-}
-
-function run(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolveRun, reject) => {
-    const p = spawn(SCRIPT, args, { env, stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    p.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
-    const timer = setTimeout(() => p.kill("SIGKILL"), 80000);
-    p.on("error", reject);
-    p.on("close", (code) => {
-      clearTimeout(timer);
-      resolveRun({ code, stderr });
-    });
-  });
-}
+const baseEnv = (extra: Record<string, string> = {}) => awsTestEnv(home, { AWS_ENDPOINT_URL_EC2: ec2.url, ...extra });
+const run = (args: string[], env: NodeJS.ProcessEnv) => runScript(SCRIPT, args, env, 80_000);
 
 describe("ec2-move-vip (real AWS CLI, local EC2 stub)", () => {
   test("assigns the VIP to this node's ENI with reassignment allowed, and touches no Elastic IP without one", async () => {

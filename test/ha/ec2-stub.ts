@@ -15,6 +15,8 @@ export interface Ec2Call {
   params: Record<string, string>;
   /** The SigV4 credential scope's region (from the Authorization header). */
   region: string | undefined;
+  /** When it arrived (ms since the epoch). */
+  at: number;
 }
 
 /** An instance as DescribeInstances shows it; CreateTags changes its tags. */
@@ -52,7 +54,7 @@ export async function startEc2Stub(address: string, opts: Ec2StubOptions = {}): 
       if (target.startsWith("AmazonSSM.")) {
         const doc = JSON.parse(body || "{}") as { InstanceIds?: string[]; DocumentName?: string; Parameters?: { commands?: string[] } };
         const action = target.slice("AmazonSSM.".length);
-        calls.push({ action: `ssm:${action}`, params: { body }, region: /Credential=[^/]+\/\d{8}\/([^/]+)\/ssm\//.exec(String(req.headers.authorization ?? ""))?.[1] });
+        calls.push({ action: `ssm:${action}`, params: { body }, region: /Credential=[^/]+\/\d{8}\/([^/]+)\/ssm\//.exec(String(req.headers.authorization ?? ""))?.[1], at: Date.now() });
         res.setHeader("content-type", "application/x-amz-json-1.1");
         if (action !== "SendCommand") {
           res.statusCode = 400;
@@ -66,7 +68,7 @@ export async function startEc2Stub(address: string, opts: Ec2StubOptions = {}): 
       const params = Object.fromEntries(new URLSearchParams(body));
       const action = params.Action ?? "";
       const region = /Credential=[^/]+\/\d{8}\/([^/]+)\/ec2\//.exec(String(req.headers.authorization ?? ""))?.[1];
-      calls.push({ action, params, region });
+      calls.push({ action, params, region, at: Date.now() });
       const requestId = `req-${calls.length}`;
       res.setHeader("content-type", "text/xml;charset=UTF-8");
       if (failures > 0) {

@@ -27,11 +27,7 @@ const LOAD = { rate: 100, timeoutMs: 5000 };
 beforeAll(async () => {
   assertCanRun();
   await lab.start();
-  // lb-a first, so the first election is deterministic; lb-b joins while lb-a is MASTER.
-  lab.startKeepalived("lba");
-  await lab.waitFor(() => lab.state("lba") === "MASTER", 20_000, "lb-a MASTER");
-  lab.startKeepalived("lbb");
-  await lab.waitFor(() => lab.state("lbb") === "BACKUP", 20_000, "lb-b BACKUP");
+  await lab.startPair(); // lb-a MASTER, lb-b BACKUP
 }, 90_000);
 
 afterAll(async () => {

@@ -10,6 +10,7 @@
  *   4. lb-a is lost (links down + SIGKILL) under a bounded load: lb-b takes the VIP, and every client keeps the
  *      server it had on lb-a — the re-pinned ones too (without the sync, lb-b would send them back to their
  *      first choice).
+ *   5. lb-a boots again while lb-b is MASTER, the way the image boots a pair node: it never holds the VIP.
  * Needs root; fails (never skips) without it.
  */
 import { CLIENT_SOURCES, HaLab, outage, sleep } from "./lab";
@@ -22,10 +23,7 @@ const lab = new HaLab({ prefix: "clbha2", peerSync: true, portalCheck: { interva
 beforeAll(async () => {
   assertCanRun();
   await lab.start();
-  lab.startKeepalived("lba");
-  await lab.waitFor(() => lab.state("lba") === "MASTER", 20_000, "lb-a MASTER");
-  lab.startKeepalived("lbb");
-  await lab.waitFor(() => lab.state("lbb") === "BACKUP", 20_000, "lb-b BACKUP");
+  await lab.startPair(); // lb-a MASTER, lb-b BACKUP
 }, 120_000);
 
 afterAll(async () => {
@@ -75,4 +73,15 @@ test("clients re-pinned after a Portal server failure keep their server when the
   const multi = [...o.serversBySource].filter(([, s]) => s.size !== 1).map(([src, s]) => `${src}: ${[...s].join(", ")}`);
   expect(multi).toEqual([]);
   expect(await lab.probe()).toEqual(moved);
+});
+
+test("a node that boots while its peer is MASTER never holds the VIP (the boot leaves the address to keepalived)", async () => {
+  const samples: boolean[] = [];
+  await lab.bootNode("lba", (has) => samples.push(has));
+  expect(samples.length).toBeGreaterThan(10);
+  expect(samples.filter(Boolean)).toEqual([]);
+  expect(lab.state("lba")).toBe("BACKUP");
+  expect(lab.hasVip("lbb")).toBe(true);
+  // And it serves as the standby with its entries: lb-b pushed the re-pinned clients to it (full resync).
+  await lab.waitFor(() => (lab.status("lba").peerSync?.received ?? 0) > 0, 10_000, "lb-a received lb-b's entries");
 });

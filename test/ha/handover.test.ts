@@ -6,10 +6,11 @@
  *   down through SSM, and waits until the new node is MASTER; it never touches the active node otherwise;
  * - step-down (node side, run through SSM): a MASTER restarts keepalived and comes back as BACKUP.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { awsCli, awsTestEnv, runScript } from "./aws";
 import { Ec2Stub, ImdsStub, StubInstance, startEc2Stub, startImdsStub } from "./ec2-stub";
 
 const HA = resolve(__dirname, "..", "..", "scripts", "ha");
@@ -20,11 +21,6 @@ const OLD = "i-0aaaaaaaaaaaaaaa0"; // vm-0, the active node about to be replaced
 const NEW = "i-0bbbbbbbbbbbbbbb1"; // vm-1, just replaced
 
 jest.setTimeout(120_000);
-
-function awsCli(): string {
-  if (existsSync("/usr/bin/aws")) return "/usr/bin/aws";
-  throw new Error("the AWS CLI is not installed: run scripts/install-test-deps (as root; Debian package awscli)");
-}
 
 let home: string;
 let stub: Ec2Stub | undefined;
@@ -40,44 +36,17 @@ afterEach(async () => {
 });
 afterAll(() => rmSync(home, { recursive: true, force: true }));
 
-function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return {
-    PATH: process.env.PATH,
-    HOME: home,
-    AWS_CLI: awsCli(),
-    AWS_ACCESS_KEY_ID: "AKIAIOSFODNN7EXAMPLE",
-    AWS_SECRET_ACCESS_KEY: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-    AWS_DEFAULT_REGION: "eu-west-1",
-    AWS_EC2_METADATA_DISABLED: "true",
-    AWS_CONFIG_FILE: "/dev/null",
-    AWS_SHARED_CREDENTIALS_FILE: "/dev/null",
-    AWS_MAX_ATTEMPTS: "1",
-    NO_PROXY: "*",
-    ...(stub ? { AWS_ENDPOINT_URL_EC2: stub.url, AWS_ENDPOINT_URL_SSM: stub.url } : {}),
-    ...extra,
-  };
-}
-
-function run(script: string, args: string[], e: NodeJS.ProcessEnv): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((done, reject) => {
-    const p = spawn(join(HA, script), args, { env: e, stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    p.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
-    const timer = setTimeout(() => p.kill("SIGKILL"), 100_000);
-    p.on("error", reject);
-    p.on("close", (code) => {
-      clearTimeout(timer);
-      done({ code, stderr });
-    });
-  });
-}
+const env = (extra: Record<string, string> = {}) =>
+  awsTestEnv(home, { ...(stub ? { AWS_ENDPOINT_URL_EC2: stub.url, AWS_ENDPOINT_URL_SSM: stub.url } : {}), ...extra });
+const run = (script: string, args: string[], e: NodeJS.ProcessEnv) => runScript(join(HA, script), args, e);
 
 const node = (id: string, ha: string, vrrp?: string): StubInstance => ({
   id,
   state: "running",
   tags: { "ctera-lb:deployment": DEPLOYMENT, "ctera-lb:ha-node": ha, ...(vrrp ? { "ctera-lb:vrrp-state": vrrp } : {}) },
 });
-const handover = (extra: string[] = []) => run("handover", ["--deployment", DEPLOYMENT, "--from", "vm-0", "--to", "vm-1", "--poll", "0.2", "--timeout", "60", ...extra], env());
+const handover = (extra: string[] = []) =>
+  run("handover", ["--deployment", DEPLOYMENT, "--from", "vm-0", "--to", "vm-1", "--poll", "0.2", "--timeout", "60", "--settle", "0", ...extra], env());
 const ssmCalls = () => stub!.calls.filter((c) => c.action.startsWith("ssm:"));
 const tagOf = (id: string) => stub!.instances.find((i) => i.id === id)!.tags["ctera-lb:vrrp-state"];
 
@@ -130,17 +99,39 @@ describe("handover (deploy side, before the active node is replaced)", () => {
     expect(r.stderr).toMatch(/vm-1 \(i-0bbbbbbbbbbbbbbb1\) is MASTER: vm-0 \(i-0aaaaaaaaaaaaaaa0\) can be replaced/);
   });
 
-  test("a new node that is still booting is waited for; the active node is not touched before it is BACKUP", async () => {
+  test("a new node that is still booting is waited for; the active node is not touched before it has been BACKUP for --settle s", async () => {
     const seen = await pair("MASTER", undefined);
-    const later = setTimeout(() => (stub!.instances.find((i) => i.id === NEW)!.tags["ctera-lb:vrrp-state"] = "BACKUP"), 2500);
+    let backupAt = 0;
+    const later = setTimeout(() => {
+      stub!.instances.find((i) => i.id === NEW)!.tags["ctera-lb:vrrp-state"] = "BACKUP";
+      backupAt = Date.now();
+    }, 2500);
     try {
-      const r = await handover();
+      const r = await handover(["--settle", "3"]);
       expect(r.code).toBe(0);
     } finally {
       clearTimeout(later);
     }
-    expect(seen).toEqual(["BACKUP"]); // the step-down went out only after the new node was a standby
+    expect(seen).toEqual(["BACKUP"]); // the step-down went out only after the new node was a standby ...
+    const sentAt = stub!.calls.find((c) => c.action === "ssm:SendCommand")!.at;
+    expect(sentAt - backupAt).toBeGreaterThanOrEqual(3000); // ... and had settled
     expect(tagOf(NEW)).toBe("MASTER");
+  });
+
+  test("a new node that leaves BACKUP while settling stops the update", async () => {
+    await pair("MASTER", "BACKUP");
+    // Once the script has seen it BACKUP and is settling (its second look), the new node fails.
+    const later = setInterval(() => {
+      if (stub!.calls.filter((c) => c.action === "DescribeInstances").length >= 2) stub!.instances.find((i) => i.id === NEW)!.tags["ctera-lb:vrrp-state"] = "FAULT";
+    }, 20);
+    try {
+      const r = await handover(["--settle", "30"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/went FAULT while settling/);
+    } finally {
+      clearInterval(later);
+    }
+    expect(ssmCalls()).toEqual([]);
   });
 
   test("a new node that never becomes healthy stops the update: exit 1, and the active node is left alone", async () => {
@@ -150,6 +141,11 @@ describe("handover (deploy side, before the active node is replaced)", () => {
     expect(ssmCalls()).toEqual([]);
     expect(tagOf(OLD)).toBe("MASTER");
     expect(r.stderr).toMatch(/is FAULT after 3 s, not a healthy standby: vm-0 .* is left alone/);
+    // The operator's way through, accepting the interruption: no call at all.
+    const calls = stub!.calls.length;
+    const off = await run("handover", ["--deployment", DEPLOYMENT, "--from", "vm-0", "--to", "vm-1", "--timeout", "3"], env({ CTERA_LB_HANDOVER: "off" }));
+    expect(off.code).toBe(0);
+    expect(stub!.calls.length).toBe(calls);
   });
 
   test("the active node does not step down in time: exit 1 (the update stops before it is replaced)", async () => {

@@ -118,6 +118,14 @@ export class HaLab {
     }
   }
 
+  /** keepalived on lb-a first, so the first election is deterministic (lb-a MASTER); lb-b joins as BACKUP. */
+  async startPair(): Promise<void> {
+    this.startKeepalived("lba");
+    await this.waitFor(() => this.state("lba") === "MASTER", 20_000, "lb-a MASTER");
+    this.startKeepalived("lbb");
+    await this.waitFor(() => this.state("lbb") === "BACKUP", 20_000, "lb-b BACKUP");
+  }
+
   /** The proxy's runtime config and both keepalived.conf files, from the typed inputs. */
   private writeConfigs(): void {
     const check = this.opts.portalCheck ?? { intervalMs: 2000, timeoutMs: 1500, fall: 3, rise: 2 };
@@ -262,6 +270,27 @@ export class HaLab {
     if (!this.procs.has(`${n}-proxy`)) this.startProxy(n);
     await this.waitFor(() => this.healthy(n), 30000, `${n}: proxy /healthz`);
     if (!this.procs.has(`${n}-keepalived`)) this.startKeepalived(n);
+  }
+
+  /** A pair node boots the way the image boots it (ctera-lb-boot): links up, lb-network-setup with
+   * --no-vip-address (the VIP is keepalived's), the proxy, then keepalived. `sample` is called every 50 ms
+   * with whether the node holds the VIP, from the network setup until keepalived has reported a state. */
+  async bootNode(n: Node, sample: (hasVip: boolean) => void): Promise<void> {
+    if (this.hasVip(n)) execFileSync("ip", ["-n", this.ns(n), "addr", "del", `${VIP}/32`, "dev", "eth1"]); // a reboot
+    rmSync(join(this.dir, n, "ha-state"), { force: true });
+    for (const dev of ["eth0", "eth1"]) execFileSync("ip", ["-n", this.ns(n), "link", "set", dev, "up"]);
+    const sampler = setInterval(() => sample(this.hasVip(n)), 50);
+    try {
+      execFileSync("ip", ["netns", "exec", this.ns(n), join(ROOT, "scripts", "lb-network-setup"), "--layout", "one-arm", "--client-if", "eth1", "--vip", VIP, "--no-vip-address"], { stdio: "ignore" });
+      sample(this.hasVip(n));
+      if (!this.procs.has(`${n}-proxy`)) this.startProxy(n);
+      await this.waitFor(() => this.healthy(n), 30000, `${n}: proxy /healthz`);
+      if (!this.procs.has(`${n}-keepalived`)) this.startKeepalived(n);
+      await this.waitFor(() => this.state(n) !== "", 20000, `${n}: a VRRP state`);
+      await sleep(1500); // and a little longer: a MASTER-at-boot would show by now
+    } finally {
+      clearInterval(sampler);
+    }
   }
 
   /** A bounded load through the VIP from the client namespace; `during(t0)` acts while it runs. */

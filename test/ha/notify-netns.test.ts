@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { buildSync } from "esbuild";
 import { join, resolve } from "node:path";
+import { awsTestEnv } from "./aws";
 
 const ROOT = resolve(__dirname, "..", "..");
 const NOTIFY = join(ROOT, "scripts", "ha", "notify");
@@ -79,19 +80,7 @@ function calls(): { action: string; params: Record<string, string> }[] {
 
 function notify(event: string, extra: string[] = [], env: Record<string, string> = {}): void {
   execFileSync("ip", ["netns", "exec", NS, NOTIFY, event, "--vip", `${VIP}/32`, "--dev", "eth1", "--state-file", join(dir, "state"), ...extra], {
-    env: {
-      PATH: process.env.PATH,
-      HOME: dir,
-      AWS_CLI: "/usr/bin/aws",
-      AWS_ACCESS_KEY_ID: "AKIAIOSFODNN7EXAMPLE",
-      AWS_SECRET_ACCESS_KEY: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-      AWS_DEFAULT_REGION: "eu-west-1",
-      AWS_EC2_METADATA_DISABLED: "true",
-      AWS_CONFIG_FILE: "/dev/null",
-      AWS_SHARED_CREDENTIALS_FILE: "/dev/null",
-      AWS_MAX_ATTEMPTS: "1",
-      ...env,
-    },
+    env: awsTestEnv(dir, env),
     stdio: ["ignore", "ignore", "pipe"],
   });
 }

@@ -181,8 +181,11 @@ describe("persistence sync between the HA peers", () => {
     expect((await post(ADMIN_B, "{not json")).status).toBe(400);
     expect((await post(ADMIN_B, JSON.stringify({ node: "ab12", vips: { [VIP]: [[a.client(1), "portal-2"]] } }))).status).toBe(400);
     expect((await post(ADMIN_B, JSON.stringify({ node: "ab12", vips: { [VIP]: [[a.client(1), "portal-2", -5]] } }))).status).toBe(400);
-    const huge = Buffer.alloc(3 * 1024 * 1024, 0x20);
+    const huge = Buffer.alloc(5 * 1024 * 1024, 0x20);
     expect((await post(ADMIN_B, huge)).status).toBe(413);
+    // The largest message a sender may make (20000 entries, longest address and name) is accepted.
+    const longest = Array.from({ length: 20000 }, (_, i) => [`ffff:ffff:ffff:ffff:ffff:ffff:255.255.${i >> 8}.${i & 255}`.padEnd(45, "0"), "n".repeat(63), 604800000]);
+    expect((await post(ADMIN_B, JSON.stringify({ node: "ab12", vips: { [VIP]: longest } }))).body).toMatchObject({ ok: true, merged: 0, ignored: 20000 });
     const r = await post(ADMIN_B, ok);
     expect(r).toMatchObject({ status: 200, body: { ok: true, merged: 1, ignored: 0 } });
     expect(B.pinned(VIP, a.client(1))).toBe("portal-2");
@@ -241,6 +244,38 @@ describe("persistence sync between the HA peers", () => {
     }
     expect(seen.size).toBe(5);
     expect(Math.max(...sizes)).toBeLessThanOrEqual(2);
+
+    // A detour that ends before it was pushed reaches the peer as its end, not as the detour.
+    const ip = a.client(60);
+    const first = firstChoiceOf(A.config.virtualServices[0], ip)!;
+    A.peer.offer(VIP, [{ ip, server: away(ip), at: Date.now() - 10 }]);
+    A.peer.offer(VIP, [{ ip, server: first, at: Date.now() }]);
+    await A.peer.push();
+    expect(B.pinned(VIP, ip)).toBe(first);
+  });
+});
+
+describe("persistence sync switched on by a reload (single-process proxy)", () => {
+  test("without highAvailability nothing is batched for a peer; a reload that adds it starts the sync", async () => {
+    const portals = await startPortals(a);
+    const A = await startProxy(nodeConfig("A", false), { log: () => undefined });
+    const B = await startProxy(nodeConfig("B", { port: 1 }), { log: () => undefined });
+    try {
+      const vs = A.config.virtualServices[0];
+      const away = (ip: string) => ["portal-1", "portal-2", "portal-3"].find((x) => x !== firstChoiceOf(vs, ip))!;
+      const [c1, c2] = [a.client(70), a.client(71)];
+      A.core.pools.get(VIP)!.persistence.pin(c1, away(c1));
+      expect(A.core.takePins()).toEqual({}); // no peer: touched entries are not even recorded
+      await A.reload({ ...nodeConfig("A"), highAvailability: { peer: { ...ADMIN_B }, syncIntervalMs: 60000 } });
+      A.core.pools.get(VIP)!.persistence.pin(c2, away(c2));
+      await A.peer.push();
+      expect(B.pinned(VIP, c2)).toBe(away(c2));
+      expect(B.pinned(VIP, c1)).toBe(away(c1)); // the first push after start is a full resync
+    } finally {
+      await A.close();
+      await B.close();
+      await Promise.all(portals.map((p) => p.stop()));
+    }
   });
 });
 
