@@ -437,7 +437,9 @@ function startProxy(kind, files, logFile, args, tag) {
     const cmd = args.oursCmd.split("{config}").join(files.json).split("{node}").join([process.execPath, ...flags].join(" "));
     return start("sh", ["-c", `exec ${cmd}`], { log: logFile });
   }
-  return start(process.execPath, [...flags, path.join(ROOT, "bin/ctera-lb"), "serve", "--config", files.json], { log: logFile });
+  // As the image runs it: the primary with the serving processes' Node flags (workers get them from serve).
+  const serveFlags = require(path.join(ROOT, "dist/src/proxy/main.js")).SERVE_NODE_FLAGS;
+  return start(process.execPath, [...flags, ...serveFlags, path.join(ROOT, "bin/ctera-lb"), "serve", "--config", files.json], { log: logFile });
 }
 
 // ---------------------------------------------------------------------------------------------- stats

@@ -1,4 +1,5 @@
 import { execFileSync } from "node:child_process";
+import { SERVE_NODE_FLAGS } from "../../src/proxy/main";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -62,6 +63,13 @@ describe("the proxy image (scripts/build-image)", () => {
     expect(unit).toMatch(/^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
     expect(unit).toMatch(/^NoNewPrivileges=yes$/m);
     expect(unit).toMatch(/^ProtectSystem=strict$/m);
+  });
+
+  test("the image's ctera-lb starts node with the serving processes' flags (the primary cannot set them itself)", () => {
+    const wrapper = readFileSync(join(ROOT, "scripts/image/ctera-lb"), "utf8");
+    const exec = wrapper.split("\n").find((l) => l.startsWith("exec node "))!;
+    expect(exec).toBeDefined();
+    for (const f of SERVE_NODE_FLAGS) expect(exec.split(" ")).toContain(f);
   });
 });
 

@@ -5,7 +5,7 @@
  */
 import { ChildProcess, spawn } from "node:child_process";
 import * as net from "node:net";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { RuntimeConfig } from "../../src/config";
@@ -102,6 +102,18 @@ describe("ctera-lb serve (primary + worker process)", () => {
     expect(seen).toBeLessThanOrEqual(8); // two streams (one per worker) would be about 12
     const st = (await getJson({ ...admin, path: "/api/status" })).body;
     expect(st.workers).toBe(2);
+    // The one worker process runs the data-plane entry with the serving Node flags.
+    const kids = readdirSync("/proc").filter((d) => /^\d+$/.test(d)).filter((d) => {
+      try {
+        return readFileSync(`/proc/${d}/stat`, "utf8").split(") ")[1].split(" ")[1] === String(s.proc.pid);
+      } catch {
+        return false;
+      }
+    });
+    expect(kids).toHaveLength(1);
+    const argv = readFileSync(`/proc/${kids[0]}/cmdline`, "utf8").split("\0");
+    expect(argv).toContain("--max-semi-space-size=2");
+    expect(argv.some((a) => a.endsWith("worker.js"))).toBe(true);
   });
 
   test("every serving process relays a half-close: the client's FIN reaches the server, the answer still comes back", async () => {
@@ -206,5 +218,14 @@ describe("ctera-lb serve (primary + worker process)", () => {
     await sessionClosed;
     expect(await s.exit).toBe(0);
     expect(lines(s).some((l) => l.event === "stopped" && l.code === 0)).toBe(true);
+  });
+});
+
+describe("serve's worker processes", () => {
+  test("get the serving Node flags (a small young generation) unless the primary set them itself", () => {
+    const { SERVE_NODE_FLAGS, workerExecArgv } = require("../../src/proxy/main") as typeof import("../../src/proxy/main");
+    expect(workerExecArgv([])).toEqual([...SERVE_NODE_FLAGS]);
+    expect(workerExecArgv(["--inspect"])).toEqual(["--inspect", ...SERVE_NODE_FLAGS]);
+    expect(workerExecArgv(["--max-semi-space-size=8"])).toEqual(["--max-semi-space-size=8"]);
   });
 });
