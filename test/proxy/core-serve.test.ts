@@ -173,6 +173,40 @@ describe("ctera-lb serve (primary + worker process)", () => {
     expect([...after.values()]).not.toContain("portal-2");
   });
 
+  test("a worker that dies is forked again and serves on the same listeners (it gets them from the primary)", async () => {
+    const childOf = (pid: number) =>
+      readdirSync("/proc").filter((d) => /^\d+$/.test(d)).filter((d) => {
+        try {
+          return readFileSync(`/proc/${d}/stat`, "utf8").split(") ")[1].split(" ")[1] === String(pid);
+        } catch {
+          return false;
+        }
+      });
+    const [old] = childOf(s.proc.pid!);
+    expect(old).toBeDefined();
+    process.kill(Number(old), "SIGKILL");
+    expect(await waitFor(() => lines(s).some((l) => l.event === "worker-exit" && l.signal === "SIGKILL"), 5000)).toBe(true);
+    const fresh = await waitFor(() => childOf(s.proc.pid!).find((p) => p !== old), 5000, 50);
+    expect(fresh).toBeDefined();
+    // The new worker takes connections on the existing listener, next to the primary.
+    const seen = new Set<unknown>();
+    const before = lines(s).length;
+    for (let n = 1; n <= 40 && !seen.has(Number(fresh)); n++) {
+      const c = net.connect({ host: b.vip, port: HALF.port, localAddress: b.client(450 + n), allowHalfOpen: true });
+      await new Promise<void>((resolve, reject) => {
+        c.on("data", () => undefined);
+        c.once("end", () => (c.end(), resolve()));
+        c.once("error", reject);
+        c.end("x");
+      });
+      await waitFor(() => lines(s).length > before, 1000, 20);
+      for (const l of lines(s).slice(before)) if (l.vip === "HalfClose" && l.event === "connection") seen.add(l.pid);
+    }
+    expect(seen.has(Number(fresh))).toBe(true);
+    const st = (await getJson({ ...admin, path: "/api/status" })).body;
+    expect(st.workers).toBe(2);
+  });
+
   test("SIGHUP: an invalid file is refused and the old config keeps serving; a valid one applies while an idle 995 session stays open", async () => {
     const { socket } = await tlsFirstLine({ host: b.vip, port: b.ports.cttp, localAddress: b.client(200), close: false });
     let closed = false;
