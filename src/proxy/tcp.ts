@@ -190,8 +190,8 @@ const HIGH_WATER = 1024 * 1024;
 /**
  * The server->client direction without a fresh buffer per read: the server socket reads (onread) into a
  * reused buffer; each read is written to the client at once. Usually the write completes synchronously; when
- * it is queued instead (client writableLength grew, so the queue references our buffer), the buffer goes with
- * the write (a big one back to the pool in its callback) and the next read takes another.
+ * it is queued instead (client writableLength grew, so the queue references our buffer), the buffer is lent
+ * to the queue (a big one back to the pool when the queue drains) and the next read takes another.
  */
 export class ServerToClient {
   private cur: Buffer | undefined;
@@ -199,6 +199,8 @@ export class ServerToClient {
   private want = SMALL_SIZE;
   private server: Socket | undefined;
   private pending: Buffer[] | undefined;
+  /** Buffers held by queued writes to the client, back to the pool when the queue drains. */
+  private lent: Buffer[] | undefined;
   readonly onread: { buffer: () => Buffer; callback: (nread: number, buf: Uint8Array) => boolean };
 
   constructor(private readonly client: Socket) {
@@ -232,15 +234,13 @@ export class ServerToClient {
     }
     if (client.destroyed) return true;
     const before = client.writableLength;
-    // Whoever owns buf gives it back, once: this reader (nextBuffer) while it is ours, or the write's
-    // callback when the write had to queue it (the callback never runs inside write()).
-    let queued = false;
-    client.write(buf.subarray(0, nread), (err) => {
-      if (queued && !err) giveBuf(buf);
-    });
+    // No write callback (it costs ~1.5 µs of user time per relayed read, measured with a minimal relay):
+    // a write that completed at once leaves buf to this reader; a queued one lends buf to the client's
+    // queue until it has flushed ('drain', below). Whoever owns buf gives it back, once.
+    client.write(buf.subarray(0, nread));
     if (client.writableLength > before) {
-      queued = true;
-      this.cur = undefined; // the write owns buf now
+      (this.lent ??= []).push(buf);
+      this.cur = undefined;
     }
     return client.writableLength <= HIGH_WATER;
   }
@@ -252,7 +252,15 @@ export class ServerToClient {
       for (const b of this.pending) client.write(b);
       this.pending = undefined;
     }
-    client.on("drain", () => server.resume());
+    client.on("drain", () => {
+      // The queue is empty: every write that held a lent buffer has completed. (A queued write below the
+      // socket's high-water mark emits no 'drain'; its buffer is then left to the garbage collector.)
+      if (this.lent) {
+        for (const b of this.lent) giveBuf(b);
+        this.lent = undefined;
+      }
+      server.resume();
+    });
     server.on("end", () => {
       if (!client.destroyed) client.end();
     });

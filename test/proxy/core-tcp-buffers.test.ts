@@ -110,6 +110,11 @@ describe("TCP relay read buffers", () => {
     client.b.resume();
     const got = await all;
     expect(got.subarray(4096).equals(Buffer.concat(sent))).toBe(true);
+    // Once the client's queue has drained, the buffers it held go back to the pool, each once.
+    await new Promise((r) => setImmediate(r));
+    const pool = pooledReadBuffers();
+    expect(pool.some((b) => queued.has(b))).toBe(true);
+    expect(new Set(pool).size).toBe(pool.length);
     await client.close();
     await server.close();
   });
