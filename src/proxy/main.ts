@@ -204,6 +204,7 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
           break;
         }
         case "ready":
+          if (started) log.write({ event: "worker-ready", worker: w.pid }); // a restarted worker serves again
           readyCount++;
           markStarted();
           break;

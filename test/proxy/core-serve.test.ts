@@ -188,11 +188,13 @@ describe("ctera-lb serve (primary + worker process)", () => {
     expect(await waitFor(() => lines(s).some((l) => l.event === "worker-exit" && l.signal === "SIGKILL"), 5000)).toBe(true);
     const fresh = await waitFor(() => childOf(s.proc.pid!).find((p) => p !== old), 5000, 50);
     expect(fresh).toBeDefined();
+    expect(await waitFor(() => lines(s).some((l) => l.event === "worker-ready" && l.worker === Number(fresh)), 10000, 50)).toBe(true);
     // The new worker takes connections on the existing listener, next to the primary.
     const seen = new Set<unknown>();
     const before = lines(s).length;
-    for (let n = 1; n <= 40 && !seen.has(Number(fresh)); n++) {
-      const c = net.connect({ host: b.vip, port: HALF.port, localAddress: b.client(450 + n), allowHalfOpen: true });
+    const until = Date.now() + 10000;
+    for (let n = 1; n <= 200 && Date.now() < until && !seen.has(Number(fresh)); n++) {
+      const c = net.connect({ host: b.vip, port: HALF.port, localAddress: b.client(450 + (n % 40)), allowHalfOpen: true });
       await new Promise<void>((resolve, reject) => {
         c.on("data", () => undefined);
         c.once("end", () => (c.end(), resolve()));
