@@ -29,7 +29,7 @@ import { WORKER_ENV } from "./ipc";
 import { ticketKeys } from "./http/tls";
 import { JsonLog } from "./log";
 import { PeerSync } from "./peer";
-import { PersistenceTable, PinRecord } from "./persistence";
+import type { PinRecord } from "./persistence";
 import { zeroCounters } from "./pool";
 import { runWorker } from "./worker";
 
@@ -87,21 +87,10 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
   const log = new JsonLog((s) => process.stdout.write(s), { pid: process.pid, role: "primary" });
   const count = Math.max(1, workersOverride ?? cfg.workers ?? availableParallelism());
   const stats = new Map<ChildProcess, CountersSnapshot>();
-  const pins = new Map<string, PersistenceTable>();
   const live = new Set<ChildProcess>();
   /** The listening servers the primary's core bound, shared with every worker (and every restarted one). */
   const shared = new Map<string, Server>();
   let shuttingDown = false;
-
-  const syncPinTables = () => {
-    for (const vs of cfg.virtualServices) {
-      const t = pins.get(vs.name);
-      if (t) t.setTimeoutSeconds(vs.persistence.timeoutSeconds);
-      else pins.set(vs.name, new PersistenceTable(vs.persistence.timeoutSeconds * 1000));
-    }
-    for (const [name, t] of pins) if (!cfg.virtualServices.some((v) => v.name === name)) (t.close(), pins.delete(name));
-  };
-  syncPinTables();
 
   const send = (w: ChildProcess, m: ToWorker, handle?: Server) => {
     if (w.connected) w.send(m, handle, {}, () => undefined);
@@ -121,6 +110,10 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
     },
   });
 
+  /** The primary's own persistence table of a VIP: its own entries plus every worker's and the peer's (merged),
+   * so it is the one that new workers start from and the peer resyncs from. */
+  const table = (vip: string) => core.pools.get(vip)?.persistence;
+
   const control = new Control(cfg, {
     log,
     onState: (vip, server, health, admin) => {
@@ -128,7 +121,7 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
       broadcast({ t: "state", vip, server, health, admin });
     },
     counters: () => sumCounters([core.snapshot(), ...stats.values()]),
-    persistenceEntries: (vip) => pins.get(vip)?.size,
+    persistenceEntries: (vip) => table(vip)?.size,
     workers: () => 1 + live.size,
   });
   control.starting = true;
@@ -136,9 +129,8 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
   // the primary's table, its own data plane and out to every worker, like another worker's entries.
   const peer = new PeerSync({
     config: () => cfg,
-    snapshot: (vip) => pins.get(vip)?.snapshot() ?? [],
+    snapshot: (vip) => table(vip)?.snapshot() ?? [],
     merge: (vip, records) => {
-      pins.get(vip)?.merge(records);
       core.mergePins(vip, records);
       broadcast({ t: "pins", vip, records });
     },
@@ -183,7 +175,6 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
   // This process's own persistence entries and counters, once a second, like a worker's.
   const ticker = setInterval(() => {
     for (const [vip, records] of Object.entries(core.takePins())) {
-      pins.get(vip)?.merge(records);
       broadcast({ t: "pins", vip, records });
       peer.offer(vip, records);
     }
@@ -197,7 +188,7 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
       switch (m.t) {
         case "hello": {
           const snapshot: Record<string, PinRecord[]> = {};
-          for (const [vip, t] of pins) snapshot[vip] = t.snapshot();
+          for (const [vip, pool] of core.pools) snapshot[vip] = pool.persistence.snapshot();
           const keys = ticketKeys().toString("base64");
           send(w, { t: "config", config: cfg, processes: count, states: control.states(), pins: snapshot, ticketKeys: keys });
           for (const [key, server] of shared) send(w, { t: "listener", key }, server);
@@ -215,7 +206,6 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
         case "stats":
           stats.set(w, m.counters);
           for (const [vip, records] of Object.entries(m.pins)) {
-            pins.get(vip)?.merge(records);
             core.mergePins(vip, records);
             broadcast({ t: "pins", vip, records }, w);
             peer.offer(vip, records);
@@ -256,7 +246,6 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
     }
     const prevAdmin = cfg.admin;
     cfg = next;
-    syncPinTables();
     const before = new Set(shared.keys());
     let bindError: string | undefined;
     try {
@@ -327,7 +316,6 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
   core.close();
   control.close();
   await admin.close();
-  for (const t of pins.values()) t.close();
   log.write({ event: "stopped", code: exitCode });
   log.flush();
   return exitCode;

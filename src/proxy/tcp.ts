@@ -8,6 +8,7 @@ import type { Socket } from "node:net";
 import { isIPv4 } from "node:net";
 import type { Listener } from "../config";
 import { HandlerFactory, NoServerError, SessionHandle, VipRuntime } from "./contract";
+import { giveBuf, READ_SIZE, takeBuf } from "./buffers";
 import type { ByteMeter } from "./pool";
 
 /** The binary PROXY protocol v2 header for a TCP connection (HAProxy's proxy-protocol.txt, section 2.2). */
@@ -165,25 +166,13 @@ function pipe(
 
 /**
  * Read buffers for the server->client direction, sized by what the connection is doing. A bulk transfer
- * reads into pooled 64 KiB buffers (measured, `npm run bench -- --quick --only tcp`: 64 KiB gave tcp_mibs
- * 0.95-0.97 x HAProxy, 16 KiB 0.68-0.69). A quiet connection reads into a 4 KiB buffer of its own: Node
+ * reads into pooled 64 KiB buffers (buffers.ts). A quiet connection reads into a 4 KiB buffer of its own: Node
  * asks for the next read's buffer right after each read and keeps it while the socket is idle, so a
  * connection that always held 64 KiB would cost 64 MiB per 1000 idle CTTP sessions; with the small buffer
  * it is 4 MiB. The switch: a read that fills its buffer asks for the big one next; a read that fits the
  * small one goes back to small.
  */
-const BUF_SIZE = 64 * 1024;
 const SMALL_SIZE = 4 * 1024;
-const FREE_MAX = 32;
-const free: Buffer[] = [];
-const takeBuf = (): Buffer => free.pop() ?? Buffer.allocUnsafeSlow(BUF_SIZE);
-const giveBuf = (b: Buffer) => {
-  if (b.length === BUF_SIZE && free.length < FREE_MAX) free.push(b);
-};
-/** The pooled big buffers not in use (tests: a buffer must never be in the pool twice). */
-export function pooledReadBuffers(): readonly Buffer[] {
-  return [...free];
-}
 /** Pause reading the server while the client has more than this queued. */
 const HIGH_WATER = 1024 * 1024;
 
@@ -215,7 +204,7 @@ export class ServerToClient {
     const cur = this.cur;
     if (cur && cur.length === this.want) return cur;
     if (cur) giveBuf(cur);
-    return (this.cur = this.want === BUF_SIZE ? takeBuf() : Buffer.allocUnsafeSlow(SMALL_SIZE));
+    return (this.cur = this.want === READ_SIZE ? takeBuf() : Buffer.allocUnsafeSlow(SMALL_SIZE));
   }
 
   /** Bytes currently held in read buffers by this connection (tests: an idle session holds the small one). */
@@ -224,7 +213,7 @@ export class ServerToClient {
   }
 
   private onRead(nread: number, buf: Buffer): boolean {
-    if (nread >= buf.length) this.want = BUF_SIZE;
+    if (nread >= buf.length) this.want = READ_SIZE;
     else if (nread <= SMALL_SIZE) this.want = SMALL_SIZE;
     const client = this.client;
     if (!this.server) {

@@ -4,7 +4,8 @@
  * owned by exactly one party at a time (the reader, or a queued write). Real sockets on 127.0.16.0/24.
  */
 import * as net from "node:net";
-import { pooledReadBuffers, ServerToClient } from "../../src/proxy/tcp";
+import { pooledReadBuffers } from "../../src/proxy/buffers";
+import { ServerToClient } from "../../src/proxy/tcp";
 
 const HOST = "127.0.16.10";
 

@@ -14,7 +14,8 @@ import { BodyFramer, BAD, MORE } from "./framing";
 import { HeadReader } from "./head";
 import { Body, applyEdits, isHttpError, parseRequestHead, parseResponseHead, rewriteRequestHead } from "./parse";
 import type { RequestHead, ResponseHead, ResponseOptions } from "./parse";
-import { ServerConn, ServerReader, backendKey, giveBuf, takeBuf, type ServerOwner, type ServerPool } from "./pool";
+import { giveBuf, takeBuf } from "../buffers";
+import { ServerConn, ServerReader, backendKey, type ServerOwner, type ServerPool } from "./pool";
 
 /** Everything a connection needs from its listener, fixed when the factory ran (a reload builds a new one). */
 export interface ListenerContext {
@@ -378,13 +379,12 @@ export class ClientConn implements HasDeadline, ServerOwner {
    * else — a response half sent, a tunnel, a request body — is cut as before.
    */
   private onBackendShutdown(b: Backend): void {
-    const waiting = this.st === St.Forward && !this.respStarted && !this.respBytesSeen;
     if (this.st === St.Head || this.st === St.Connecting) {
       this.endSession();
       if (this.server && sameBackend(this.server.backend, b)) this.detachServer(true);
       return;
     }
-    if (waiting && this.canResend()) {
+    if (this.st === St.Forward && !this.respStarted && this.canResend(false)) {
       this.retried = true;
       this.detachServer(true);
       this.endSession();
@@ -395,10 +395,11 @@ export class ClientConn implements HasDeadline, ServerOwner {
   }
 
   /** The current request may go to a server again: nothing of its answer came back, it has no body, it is
-   * not an upgrade, it was not sent twice already, and its method is idempotent (RFC 9110, 9.2.2). */
-  private canResend(): boolean {
+   * not an upgrade, it was not sent twice already, and its method is idempotent (RFC 9110, 9.2.2) — any
+   * method when `anyMethod` (the server closed a reused keep-alive connection as we sent: it never saw it). */
+  private canResend(anyMethod: boolean): boolean {
     const req = this.req;
-    return !!req && !this.retried && !this.respBytesSeen && req.body === Body.None && !req.upgrade && IDEMPOTENT.has(req.method);
+    return !!req && !this.retried && !this.respBytesSeen && req.body === Body.None && !req.upgrade && (anyMethod || IDEMPOTENT.has(req.method));
   }
 
   private endSession(): void {
@@ -714,7 +715,7 @@ export class ClientConn implements HasDeadline, ServerOwner {
     // The server closed before any answer: a reused keep-alive connection it closed as we sent (any method
     // without a body), or a server that died with the request (idempotent methods): send it again once,
     // on a new connection — to another server when this one is gone (the connect moves the client on).
-    if (!this.respBytesSeen && !this.retried && this.req && this.req.body === Body.None && !this.req.upgrade && (sc.reused || this.canResend())) {
+    if (this.canResend(sc.reused)) {
       this.retried = true;
       this.connectNew();
       return;

@@ -4,6 +4,7 @@
  * client leaves or moves to another backend, the server connection goes back here for the next client.
  */
 import type { Socket } from "node:net";
+import { giveBuf, READ_SIZE, takeBuf } from "../buffers";
 import type { Backend, VipRuntime } from "../contract";
 
 /** What a server connection reports to the client connection that currently owns it. */
@@ -19,8 +20,6 @@ export const POOL_MAX_IDLE_MS = 30_000;
 /** Idle connections kept per backend and port. */
 export const POOL_MAX_IDLE = 256;
 
-/** Size of a server read: 64 KiB reads keep the syscall count of a large body as low as the TCP relay's. */
-export const READ_SIZE = 64 * 1024;
 /**
  * One read buffer shared by every server connection of the process. Reads land here first; the bytes must be
  * consumed before the read callback returns (nothing may keep a reference), which is what lets thousands of
@@ -28,14 +27,6 @@ export const READ_SIZE = 64 * 1024;
  * thread, and each read's callback runs before the next read, so one buffer serves them all.
  */
 const SHARED = Buffer.allocUnsafeSlow(READ_SIZE);
-/** Dedicated buffers of connections in the middle of a large body, recycled. */
-const FREE_MAX = 16;
-const freeBufs: Buffer[] = [];
-export const takeBuf = (): Buffer => freeBufs.pop() ?? Buffer.allocUnsafeSlow(READ_SIZE);
-export const giveBuf = (b: Buffer): void => {
-  if (freeBufs.length < FREE_MAX) freeBufs.push(b);
-};
-
 /**
  * Reads of one server connection without a fresh buffer per read (`net.connect({ onread })`). A connection
  * reads into SHARED until a read fills it (a large body is streaming); from then on it reads into a buffer of
