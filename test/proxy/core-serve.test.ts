@@ -3,7 +3,7 @@
  * persistence consistent across the processes, half-close relayed by every process, SIGHUP reload (an idle CTTP session survives; an invalid file is refused), SIGTERM drain
  * exits 0. Needs the build (`npx tsc`; the root `npm test` builds first). Block 127.0.14.0/24, clients 127.0.114.x.
  */
-import { ChildProcess, spawn } from "node:child_process";
+import { ChildProcess, spawn, spawnSync } from "node:child_process";
 import * as net from "node:net";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -17,6 +17,7 @@ const b = block(14);
 const ROOT = join(__dirname, "..", "..");
 const TOKEN = "test-token-0123456789";
 const INTERVAL = 500;
+const SERVE_FLAGS = (require("../../src/proxy/main") as typeof import("../../src/proxy/main")).SERVE_NODE_FLAGS;
 
 interface Served {
   proc: ChildProcess;
@@ -112,7 +113,7 @@ describe("ctera-lb serve (primary + worker process)", () => {
     });
     expect(kids).toHaveLength(1);
     const argv = readFileSync(`/proc/${kids[0]}/cmdline`, "utf8").split("\0");
-    expect(argv).toContain("--max-semi-space-size=2");
+    for (const f of SERVE_FLAGS) expect(argv).toContain(f);
     expect(argv.some((a) => a.endsWith("worker.js"))).toBe(true);
   });
 
@@ -262,6 +263,18 @@ describe("serve's worker processes", () => {
     const { SERVE_NODE_FLAGS, workerExecArgv } = require("../../src/proxy/main") as typeof import("../../src/proxy/main");
     expect(workerExecArgv([])).toEqual([...SERVE_NODE_FLAGS]);
     expect(workerExecArgv(["--inspect"])).toEqual(["--inspect", ...SERVE_NODE_FLAGS]);
-    expect(workerExecArgv(["--max-semi-space-size=8"])).toEqual(["--max-semi-space-size=8"]);
+    const rest = SERVE_NODE_FLAGS.filter((f) => !f.startsWith("--max-semi-space-size"));
+    expect(workerExecArgv(["--max-semi-space-size=8"])).toEqual(["--max-semi-space-size=8", ...rest]);
+    // --parallel-scavenge (or V8's underscore spelling) from the primary: no --no-parallel-scavenge added.
+    expect(workerExecArgv(["--parallel_scavenge"])).not.toContain("--no-parallel-scavenge");
+    expect(workerExecArgv(["--parallel-scavenge"])).not.toContain("--no-parallel-scavenge");
+  });
+
+  test("the serving flags are options this node accepts (a misspelt V8 flag makes node refuse to start)", () => {
+    const { SERVE_NODE_FLAGS } = require("../../src/proxy/main") as typeof import("../../src/proxy/main");
+    const r = spawnSync(process.execPath, [...SERVE_NODE_FLAGS, "-e", "process.stdout.write('ok')"], { encoding: "utf8" });
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe("ok");
+    expect(spawnSync(process.execPath, ["--heap-growing-percnt=20", "-e", "0"]).status).not.toBe(0);
   });
 });
