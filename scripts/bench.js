@@ -45,6 +45,7 @@ function parseArgs(argv) {
     else if (k === "--duration") a.duration = Number(argv[++i]);
     else if (k === "--ours") a.ours = argv[++i]; // "ctera-lb" (default) or "haproxy" (harness self-test)
     else if (k === "--ours-cmd") a.oursCmd = argv[++i]; // experiments: a shell command, {config} = runtime JSON path
+    else if (k === "--floor") a.floor = true; // Node's floor (scripts/bench/floor.js) in place of ours
     else if (k === "--only") a.only = argv[++i].split(","); // scenario groups: tcp,http,tls
     else if (k === "--workers") a.workers = Number(argv[++i]); // both proxies: our workers = HAProxy nbthread
     else if (k === "--cert") a.cert = argv[++i]; // rsa (default: RSA-2048) | ec (ECDSA P-256)
@@ -56,7 +57,8 @@ function parseArgs(argv) {
       console.log(
         "usage: npm run bench [-- --quick] [--rounds N] [--duration S] [--workers N] [--cert rsa|ec]\n" +
           "                     [--only tcp,http,tls] [--scenario id,...]\n" +
-          "                     [--keep] [--profile <dir>] [--warmup S] [--ours-cmd '<shell command; {config} = runtime JSON>']",
+          "                     [--keep] [--profile <dir>] [--warmup S] [--ours-cmd '<shell command; {config} = runtime JSON>']\n" +
+          "                     [--floor]  (Node's own floor: bare relays and a canned TLS responder, scripts/bench/floor.js)",
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${k}`);
@@ -439,6 +441,7 @@ function startProxy(kind, files, logFile, args, tag) {
   }
   // As the image runs it: the primary with the serving processes' Node flags (workers get them from serve).
   const serveFlags = require(path.join(ROOT, "dist/src/proxy/main.js")).SERVE_NODE_FLAGS;
+  if (args.floor) return start(process.execPath, [...flags, ...serveFlags, path.join(__dirname, "bench/floor.js"), files.json], { log: logFile });
   return start(process.execPath, [...flags, ...serveFlags, path.join(ROOT, "bin/ctera-lb"), "serve", "--config", files.json], { log: logFile });
 }
 
@@ -460,8 +463,8 @@ async function main() {
   const cfgmod = loadConfigModule();
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "ctera-lb-bench-"));
   if (!args.keep) process.on("exit", () => fs.rmSync(work, { recursive: true, force: true }));
-  const proxies = args.ours === "haproxy" ? ["ours(haproxy)", "haproxy"] : ["ours", "haproxy"];
-  const kindOf = (name) => (name === "ours" ? "ctera-lb" : "haproxy");
+  const proxies = args.ours === "haproxy" ? ["ours(haproxy)", "haproxy"] : args.floor ? ["floor", "haproxy"] : ["ours", "haproxy"];
+  const kindOf = (name) => (name === "ours" || name === "floor" ? "ctera-lb" : "haproxy");
   const all = scenarios().filter((s) => (!args.only || args.only.includes(s.group)) && (!args.scenario || args.scenario.includes(s.id)));
   const results = {}; // id → proxy → runs[]
   const failures = {}; // id → proxy → reason
@@ -620,7 +623,10 @@ async function main() {
       cpu: "CPU µs/req: user+system time of the proxy's process tree during the measured wrk run ÷ requests",
       persistence: "source-IP stick table on (every wrk connection comes from 127.0.0.1, so one server takes all)",
     },
-    proxies: { [us]: args.ours === "haproxy" ? "haproxy (harness self-test)" : args.oursCmd ? `experiment: ${args.oursCmd}` : "ctera-lb serve", [them]: "haproxy" },
+    proxies: {
+      [us]: args.ours === "haproxy" ? "haproxy (harness self-test)" : args.floor ? "Node's floor: scripts/bench/floor.js" : args.oursCmd ? `experiment: ${args.oursCmd}` : "ctera-lb serve",
+      [them]: "haproxy",
+    },
     scenarios: summary,
     peakRssMiB: rss,
     summedHwmMiB: rssHwm,
@@ -629,7 +635,8 @@ async function main() {
     elapsedSeconds: Math.round((Date.now() - t0) / 1000),
   };
   fs.mkdirSync(path.join(ROOT, "bench"), { recursive: true });
-  fs.writeFileSync(path.join(ROOT, "bench/results.json"), JSON.stringify(doc, null, 2) + "\n");
+  // The floor is a reference, not our result: its own file.
+  fs.writeFileSync(path.join(ROOT, args.floor ? "bench/floor-results.json" : "bench/results.json"), JSON.stringify(doc, null, 2) + "\n");
 
   // ------------------------------------------------------------------ table
   const head = ["scenario", "proxy", "req/s", "MiB/s", "p50 ms", "p99 ms", "CPU µs/req", "ours/HAProxy"];
@@ -677,7 +684,7 @@ async function main() {
   }
   const r2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : "n/a");
   console.log(
-    `ratios: tcp_rps=${r2(ratios.tcp_rps)} tcp_mibs=${r2(ratios.tcp_mibs)} http_rps=${r2(ratios.http_rps)} http_mibs=${r2(ratios.http_mibs)} tls_rps=${r2(ratios.tls_rps)} p99_http=${r2(ratios.p99_http)} rss_mib=${r2(ratios.rss_mib)}`,
+    `${args.floor ? "floor " : ""}ratios: tcp_rps=${r2(ratios.tcp_rps)} tcp_mibs=${r2(ratios.tcp_mibs)} http_rps=${r2(ratios.http_rps)} http_mibs=${r2(ratios.http_mibs)} tls_rps=${r2(ratios.tls_rps)} p99_http=${r2(ratios.p99_http)} rss_mib=${r2(ratios.rss_mib)}`,
   );
 }
 
