@@ -264,7 +264,7 @@ describe("HTTP engine: keep-alive and persistence", () => {
     }
   });
 
-  test("a POST waiting for its answer when its server's sessions are shut is not sent again: the client connection is cut", async () => {
+  test("a POST waiting for its answer when its server's sessions are shut is not sent again: it gets a 502, then the connection closes", async () => {
     const { r, held } = await holdingRig();
     try {
       const c = await new RawClient(r.port, VIP, "127.0.120.32").connected();
@@ -272,6 +272,9 @@ describe("HTTP engine: keep-alive and persistence", () => {
       await waitFor(() => held.length === 1);
       r.vip.backends[0].state = "DOWN";
       r.vip.backends[0].shutdownSessions();
+      const res = await c.response();
+      expect(res.status).toBe(502);
+      expect(res.headers["connection"]).toEqual(["close"]);
       await c.whenClosed();
       expect(r.origins[1].seen).toHaveLength(0);
     } finally {

@@ -375,8 +375,9 @@ export class ClientConn implements HasDeadline, ServerOwner {
    * The backend went DOWN or HALT (shutdown-sessions): what it owed this client is lost, the client need
    * not be. Between requests the client keeps its connection (its next request goes to a server that is
    * up, as HAProxy's idle keep-alive connections do). A request still waiting for the first byte of its
-   * answer is sent again, on another server, when that is safe (an idempotent method, no body); anything
-   * else — a response half sent, a tunnel, a request body — is cut as before.
+   * answer is sent again, on another server, when that is safe (an idempotent method, no body); one that is
+   * not safe to send again (POST, a body) gets a 502, as when its server closes the connection before
+   * answering — whichever of the two the proxy notices first. A response half sent or a tunnel is cut.
    */
   private onBackendShutdown(b: Backend): void {
     if (this.st === St.Head || this.st === St.Connecting) {
@@ -389,6 +390,11 @@ export class ClientConn implements HasDeadline, ServerOwner {
       this.detachServer(true);
       this.endSession();
       this.connectNew();
+      return;
+    }
+    if (this.st === St.Forward && !this.respStarted) {
+      this.endSession();
+      this.badGateway(`server ${b.name} went down before answering`);
       return;
     }
     this.destroy(`server ${b.name} shut down`);
