@@ -207,6 +207,16 @@ export class ServerToClient {
     return (this.cur = this.want === READ_SIZE ? takeBuf() : Buffer.allocUnsafeSlow(SMALL_SIZE));
   }
 
+  /** Read buffers currently lent to queued writes (tests: bounded by what is still queued). */
+  get lentBuffers(): number {
+    return this.lent?.length ?? 0;
+  }
+
+  private release(): void {
+    for (const b of this.lent!) giveBuf(b);
+    this.lent = undefined;
+  }
+
   /** Bytes currently held in read buffers by this connection (tests: an idle session holds the small one). */
   get heldBytes(): number {
     return this.cur?.length ?? 0;
@@ -222,6 +232,9 @@ export class ServerToClient {
       return true;
     }
     if (client.destroyed) return true;
+    // The queue flushed without a 'drain' (a write that queued below the high-water mark emits none): the
+    // buffers it held are free again. Without this a long session would keep every lent buffer alive.
+    if (this.lent && client.writableLength === 0) this.release();
     const before = client.writableLength;
     // No write callback (it costs ~1.5 µs of user time per relayed read, measured with a minimal relay):
     // a write that completed at once leaves buf to this reader; a queued one lends buf to the client's
@@ -243,11 +256,8 @@ export class ServerToClient {
     }
     client.on("drain", () => {
       // The queue is empty: every write that held a lent buffer has completed. (A queued write below the
-      // socket's high-water mark emits no 'drain'; its buffer is then left to the garbage collector.)
-      if (this.lent) {
-        for (const b of this.lent) giveBuf(b);
-        this.lent = undefined;
-      }
+      // socket's high-water mark emits no 'drain'; onRead frees its buffer once the queue is empty.)
+      if (this.lent) this.release();
       server.resume();
     });
     server.on("end", () => {

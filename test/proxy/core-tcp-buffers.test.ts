@@ -76,6 +76,22 @@ describe("TCP relay read buffers", () => {
     await server.close();
   });
 
+  test("buffers lent to writes that queued without a 'drain' are freed at the next read once the queue is empty", async () => {
+    // A client socket whose queue the test controls: every write queues (below the high-water mark, so no
+    // 'drain' ever comes), and the queue empties between reads.
+    let queued = 0;
+    const client = { destroyed: false, on: () => client, write: () => ((queued += 1), true), get writableLength() { return queued; } };
+    const server = { on: () => server, resume: () => undefined };
+    const sink = new ServerToClient(client as unknown as net.Socket);
+    sink.attach(server as unknown as net.Socket);
+    for (let i = 0; i < 100; i++) {
+      const buf = sink.onread.buffer();
+      sink.onread.callback(buf.length, buf); // queued: the buffer is lent to the client's queue
+      queued = 0; // the kernel took it all; no 'drain' (the write never returned false)
+    }
+    expect(sink.lentBuffers).toBe(1); // only the last read's buffer, still queued as far as the sink knows
+  });
+
   test("a write the client cannot take yet keeps its buffer: the next read gets another, bytes arrive intact", async () => {
     const client = await pair();
     const server = await pair();
