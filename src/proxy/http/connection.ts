@@ -385,19 +385,24 @@ export class ClientConn implements HasDeadline, ServerOwner {
       if (this.server && sameBackend(this.server.backend, b)) this.detachServer(true);
       return;
     }
-    if (this.st === St.Forward && !this.respStarted && this.canResend(false)) {
-      this.retried = true;
-      this.detachServer(true);
-      this.endSession();
-      this.connectNew();
-      return;
-    }
     if (this.st === St.Forward && !this.respStarted) {
       this.endSession();
-      this.badGateway(`server ${b.name} went down before answering`);
+      this.resendOrBadGateway(false, `server ${b.name} went down before answering`);
       return;
     }
     this.destroy(`server ${b.name} shut down`);
+  }
+
+  /** Nothing of the answer came back: send the request again, once, on a new connection when that is safe
+   * (canResend), else answer 502. */
+  private resendOrBadGateway(anyMethod: boolean, reason: string): void {
+    if (!this.canResend(anyMethod)) {
+      this.badGateway(reason);
+      return;
+    }
+    this.retried = true;
+    this.detachServer(true);
+    this.connectNew();
   }
 
   /** The current request may go to a server again: nothing of its answer came back, it has no body, it is
@@ -721,12 +726,7 @@ export class ClientConn implements HasDeadline, ServerOwner {
     // The server closed before any answer: a reused keep-alive connection it closed as we sent (any method
     // without a body), or a server that died with the request (idempotent methods): send it again once,
     // on a new connection — to another server when this one is gone (the connect moves the client on).
-    if (this.canResend(sc.reused)) {
-      this.retried = true;
-      this.connectNew();
-      return;
-    }
-    this.badGateway(`server closed the connection before a response${sc.error ? ` (${(sc.error as NodeJS.ErrnoException).code})` : ""}`);
+    this.resendOrBadGateway(sc.reused, `server closed the connection before a response${sc.error ? ` (${(sc.error as NodeJS.ErrnoException).code})` : ""}`);
   }
 
   onServerTimeout(sc: ServerConn): void {
