@@ -1,5 +1,6 @@
 /**
- * TCP mode: a byte pipe between the client and a real server. Full duplex with backpressure (stream pipe),
+ * TCP mode: a byte pipe between the client and a real server. Full duplex with backpressure (on the TCP
+ * handles, tcp-handles.ts; on the sockets' streams for TLS clients or when Node lacks the binding),
  * half-close passed through (FIN one way, the other way keeps flowing), idle timeouts on both sides,
  * bytes counted from the sockets' own counters (no per-chunk work), optional PROXY v2 header, and one JSON
  * log line per closed connection.
@@ -10,6 +11,7 @@ import type { Listener } from "../config";
 import { HandlerFactory, NoServerError, SessionHandle, VipRuntime } from "./contract";
 import { giveBuf, READ_SIZE, takeBuf } from "./buffers";
 import type { ByteMeter } from "./pool";
+import { relayOnHandles, tcpHandle, tcpRelay } from "./tcp-handles";
 
 /** The binary PROXY protocol v2 header for a TCP connection (HAProxy's proxy-protocol.txt, section 2.2). */
 export function proxyV2Header(srcAddr: string, srcPort: number, dstAddr: string, dstPort: number): Buffer {
@@ -81,8 +83,10 @@ export const createTcpHandler: HandlerFactory = (listener: Listener, vip: VipRun
       client.destroy();
     }
     const cfg = vip.config;
-    const sink = new ServerToClient(client);
-    vip.connect(clientIp, port, sink.onread).then(
+    // Plain TCP clients relay on the handles (tcp-handles.ts); TLS clients, or a Node without the binding,
+    // on the sockets' streams with the server->client reads into our own buffers (ServerToClient).
+    const sink = tcpRelay.mode === "handles" && tcpHandle(client) ? undefined : new ServerToClient(client);
+    vip.connect(clientIp, port, sink?.onread).then(
       ({ socket: server, backend }) => {
         client.off("error", onEarlyError);
         if (early || client.destroyed) {
@@ -109,7 +113,7 @@ function pipe(
   cfg: VipRuntime["config"],
   client: Socket,
   server: Socket,
-  sink: ServerToClient,
+  sink: ServerToClient | undefined,
   serverName: string,
   clientIp: string,
   clientPort: number,
@@ -141,18 +145,14 @@ function pipe(
     server.write(h);
   }
   server.setNoDelay(true);
-  client.setTimeout(cfg.timeouts.clientIdleSeconds * 1000, () => kill("client-idle"));
-  server.setTimeout(cfg.timeouts.serverIdleSeconds * 1000, () => kill("server-idle"));
   client.on("error", (e: NodeJS.ErrnoException) => kill("client-error", e.code ?? e.message));
   server.on("error", (e: NodeJS.ErrnoException) => kill("server-error", e.code ?? e.message));
-  // FIN from one side: relay() ends the other side's writable half; the reverse direction keeps flowing.
-  client.on("end", () => finish("client-closed"));
-  server.on("end", () => finish("server-closed"));
   const onClose = () => {
     if (++closedSockets === 1) {
-      // One side is fully gone: the other cannot deliver anything more to it; finish writing, then close.
-      if (!client.destroyed) client.end();
-      if (!server.destroyed) server.end();
+      // One side is fully gone (closed by its peer, an error, or the proxy closing its client sockets): the
+      // other cannot deliver anything more to it; finish writing, then close — also when its peer goes on
+      // sending (a server streaming to a client that is gone would otherwise hold the connection open).
+      for (const s of [client, server]) if (!s.destroyed) s.end(() => s.destroy());
       return;
     }
     session.end();
@@ -160,8 +160,19 @@ function pipe(
   };
   client.on("close", onClose);
   server.on("close", onClose);
+  const idle = { clientMs: cfg.timeouts.clientIdleSeconds * 1000, serverMs: cfg.timeouts.serverIdleSeconds * 1000 };
+  if (!sink && tcpHandle(server)) {
+    relayOnHandles(client, server, idle, { finish, kill });
+    return;
+  }
+  client.setTimeout(idle.clientMs, () => kill("client-idle"));
+  server.setTimeout(idle.serverMs, () => kill("server-idle"));
+  // FIN from one side: relay() ends the other side's writable half; the reverse direction keeps flowing.
+  client.on("end", () => finish("client-closed"));
+  server.on("end", () => finish("server-closed"));
   relay(client, server);
-  sink.attach(server);
+  if (sink) sink.attach(server);
+  else relay(server, client);
 }
 
 /**

@@ -1,13 +1,20 @@
 /**
  * The TCP byte pipe: half-close, PROXY v2, source address, port translation, the per-VIP connection limit
- * and its queue, idle timeouts. Block 127.0.15.0/24 with small hand-written servers; clients 127.0.115.x.
+ * and its queue, idle timeouts, backpressure, resets. Every case runs on both relays: on the TCP handles (the
+ * default, tcp-handles.ts) and on the sockets' streams (TLS clients, or a Node without the binding). Block
+ * 127.0.15.0/24 with small hand-written servers; clients 127.0.115.x.
  */
 import * as net from "node:net";
 import { createHash } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { join } from "node:path";
+import { existsSync } from "node:fs";
 import { validateRuntimeConfig } from "../../src/config";
 import type { RuntimeConfigInput } from "../../src/config";
 import { startProxy, ProxyHandle, proxyV2Header } from "../../src/proxy";
 import { logCapture } from "../helpers/proxy";
+import { pooledReadBuffers } from "../../src/proxy/buffers";
+import { handles, lent, tcpRelay } from "../../src/proxy/tcp-handles";
 import { tcpConnect, waitFor } from "../helpers/net";
 
 const VIP = "127.0.15.10";
@@ -62,7 +69,26 @@ function readAll(s: net.Socket): Promise<Buffer> {
   });
 }
 
-describe("TCP pipe", () => {
+test("the handle relay is found on this Node (the binding's shape is checked at load)", () => {
+  // If a Node release changes the binding, this fails here (and the proxy falls back to the streams).
+  expect(handles).toBeDefined();
+  expect(tcpRelay.mode).toBe("handles");
+});
+
+const BUILT = join(__dirname, "..", "..", "dist", "src", "proxy", "tcp-handles.js");
+
+test("CTERA_LB_TCP_RELAY=streams chooses the socket relay (the operator's way back)", () => {
+  const mode = (env: Record<string, string>) =>
+    execFileSync(process.execPath, ["-e", `process.stdout.write(require(${JSON.stringify(BUILT)}).tcpRelay.mode)`], { env: { ...process.env, ...env } }).toString();
+  if (!existsSync(BUILT)) throw new Error("build first: npx tsc (npm test does)");
+  expect(mode({ CTERA_LB_TCP_RELAY: "streams" })).toBe("streams");
+  expect(mode({ CTERA_LB_TCP_RELAY: "" })).toBe("handles");
+});
+
+describe.each(["handles", "streams"] as const)("TCP pipe, relay on the %s", (mode) => {
+  const initial = tcpRelay.mode;
+  beforeAll(() => (tcpRelay.mode = mode));
+  afterAll(() => (tcpRelay.mode = initial));
   const open: { close(): Promise<void> }[] = [];
   afterEach(async () => {
     for (const o of open.splice(0)) await o.close();
@@ -158,5 +184,90 @@ describe("TCP pipe", () => {
     await new Promise((r) => c.once("close", r));
     await waitFor(() => logs.lines().some((l) => l.event === "connection"), 1000);
     expect(logs.lines().find((l) => l.event === "connection")).toMatchObject({ reason: "client-idle", server: "s1", vip: "T", port: 31006 });
+  });
+
+  test("a connection that keeps talking outlives the idle timeout; the quiet one after it is closed", async () => {
+    trackSrv(await server(31007, (s) => s.on("data", (d: Buffer) => s.write(d))));
+    const logs = logCapture();
+    await track(await startProxy(config(31007, { timeouts: { clientIdleSeconds: 1, serverIdleSeconds: 60 } }), { log: logs.sink, admin: false }));
+    const c = await tcpConnect(VIP, 31007, CLIENT);
+    c.on("error", () => undefined);
+    let echoed = 0;
+    c.on("data", (d: Buffer) => (echoed += d.length));
+    let closed = false;
+    c.once("close", () => (closed = true));
+    // 2.4 s of traffic, a byte every 300 ms: longer than the 1 s timeout, never 1 s quiet.
+    for (let i = 0; i < 8; i++) {
+      c.write("x");
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    expect(closed).toBe(false);
+    expect(echoed).toBe(8);
+    await waitFor(() => closed, 3000);
+    expect(closed).toBe(true);
+    await waitFor(() => logs.lines().some((l) => l.event === "connection"), 1000);
+    expect(logs.lines().find((l) => l.event === "connection")).toMatchObject({ reason: "client-idle", bytesIn: 8, bytesOut: 8 });
+  });
+
+  test("a client that stops reading holds the server back (backpressure), then gets every byte intact", async () => {
+    // 64 MiB: more than the kernel's socket buffers on the way can hold (a few MiB each on loopback).
+    const total = 64 * 1024 * 1024;
+    const payload = Buffer.alloc(total);
+    for (let i = 0; i < total; i += 4) payload.writeUInt32LE(i * 7, i);
+    const srvSocks: net.Socket[] = []; // the relayed connection's, and the health checks' (connect and close)
+    trackSrv(await server(31008, (s) => { srvSocks.push(s); s.end(payload); }));
+    const held = () => Math.max(0, ...srvSocks.map((s) => s.writableLength));
+    await track(await startProxy(config(31008), { log: () => undefined, admin: false }));
+    const c = await tcpConnect(VIP, 31008, CLIENT);
+    c.pause();
+    await waitFor(() => held() > 0, 3000);
+    await new Promise((r) => setTimeout(r, 300));
+    // The proxy stopped taking bytes from the server: most of the 64 MiB still waits in the server's socket
+    // (a relay without backpressure would have read it all into its own memory).
+    expect(held()).toBeGreaterThan(total / 4);
+    const all = readAll(c);
+    c.resume();
+    const got = await all;
+    expect(got.length).toBe(total);
+    expect(got.equals(payload)).toBe(true);
+    await waitFor(() => lent.buffers === 0, 2000);
+    expect(lent.buffers).toBe(0);
+    const pool = pooledReadBuffers();
+    expect(new Set(pool).size).toBe(pool.length); // no buffer in the pool twice
+  });
+
+  test("a client's reset closes the server side and logs client-error ECONNRESET", async () => {
+    let serverClosed = false;
+    trackSrv(await server(31009, (s) => {
+      s.write("hi\n");
+      s.once("close", () => (serverClosed = true));
+    }));
+    const logs = logCapture();
+    await track(await startProxy(config(31009), { log: logs.sink, admin: false }));
+    const c = await tcpConnect(VIP, 31009, CLIENT);
+    await new Promise((r) => c.once("data", r));
+    c.resetAndDestroy();
+    await waitFor(() => serverClosed, 3000);
+    expect(serverClosed).toBe(true);
+    await waitFor(() => logs.lines().some((l) => l.event === "connection"), 1000);
+    expect(logs.lines().find((l) => l.event === "connection")).toMatchObject({ reason: "client-error", detail: "ECONNRESET", server: "s1" });
+  });
+
+  test("closing the proxy while a server is sending closes the server side too (nothing written into a closed socket)", async () => {
+    let serverClosed = false;
+    trackSrv(await server(31010, (s) => {
+      const t = setInterval(() => s.write("tick\n"), 5);
+      s.once("close", () => {
+        clearInterval(t);
+        serverClosed = true;
+      });
+    }));
+    const p = await startProxy(config(31010), { log: () => undefined, admin: false });
+    const c = await tcpConnect(VIP, 31010, CLIENT);
+    c.on("error", () => undefined);
+    await new Promise((r) => c.once("data", r));
+    await p.close(); // closes the client sockets; the server keeps sending
+    await waitFor(() => serverClosed, 3000);
+    expect(serverClosed).toBe(true);
   });
 });
