@@ -45,9 +45,11 @@ export interface VipRuntime {
    * Connects a client to a real server: persistence entry first, then the deterministic first choice
    * (weighted rendezvous hash of clientIp), walking past servers that cannot take new clients, retrying
    * `config.retries` other servers on a refused or timed-out connect. Pins the client to the server that
-   * answered. Honours sourceAddress and timeouts.connectMs. Rejects with NoServerError.
+   * answered. Honours sourceAddress and timeouts.connectMs. Rejects with NoServerError. `avoid`: a server that
+   * has just failed this client's request (redispatch): the first choice is the next server in the client's
+   * order that takes new clients, when there is one.
    */
-  connect(clientIp: string, listenerPort: number, onread?: OnReadOpts): Promise<{ socket: Socket; backend: Backend }>;
+  connect(clientIp: string, listenerPort: number, onread?: OnReadOpts, avoid?: string): Promise<{ socket: Socket; backend: Backend }>;
   /** A plain connection to one given backend (no balancing, no retries): for handlers that keep their own
    * keep-alive pool per backend and only need a fresh socket when the pool is empty. */
   connectBackend(backend: Backend, listenerPort: number, onread?: OnReadOpts): Promise<Socket>;

@@ -227,8 +227,9 @@ export class Pool implements VipRuntime {
       : leastConnections(clientIp, this.list, this.usableNew);
   }
 
-  async connect(clientIp: string, listenerPort: number, onread?: net.OnReadOpts): Promise<{ socket: net.Socket; backend: BackendImpl }> {
-    const first = this.choose(clientIp);
+  async connect(clientIp: string, listenerPort: number, onread?: net.OnReadOpts, avoid?: string): Promise<{ socket: net.Socket; backend: BackendImpl }> {
+    const other = avoid === undefined ? undefined : preferenceOrder(clientIp, this.list).find((b) => b.takesNewClients && b.name !== avoid);
+    const first = other ?? this.choose(clientIp);
     if (!first) throw new NoServerError(this.name);
     const tries = 1 + this.config.retries;
     let backend: BackendImpl | undefined = first;

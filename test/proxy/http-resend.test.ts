@@ -107,3 +107,29 @@ test("a POST in flight when its server dies gets a 502 and is not delivered a se
   expect(origins[1].seen).toEqual([]);
   c.close();
 });
+
+test("a GET whose second try meets the dying server again (accepted, then reset) goes to the other server the third time", async () => {
+  const from = clientOn("portal-1");
+  const c = await new RawClient(PORT, VIP, from).connected();
+  c.send("GET /hold HTTP/1.1\r\nHost: portal.example\r\n\r\n");
+  await waitFor(() => origins[0].held.length === 1);
+  // portal-1 is going away but still accepts: every request it takes is answered with a reset (a process
+  // being killed: the connection was established, the request sent, then the socket is gone).
+  let resetConns = 0;
+  origins[0].server.removeAllListeners("request");
+  origins[0].server.removeAllListeners("connection");
+  origins[0].server.on("connection", (s: import("node:net").Socket) =>
+    s.once("data", () => {
+      resetConns++;
+      s.resetAndDestroy();
+    }),
+  );
+  for (const res of origins[0].held) res.socket?.resetAndDestroy();
+  const res = await c.response();
+  expect(res.status).toBe(200);
+  expect(json(res)).toMatchObject({ server: "portal-2", method: "GET", url: "/hold" });
+  expect(resetConns).toBe(1); // the second try went to portal-1 (persistence) and was reset there
+  expect(origins[1].seen).toEqual(["GET /hold"]); // the third went to portal-2, once
+  expect(proxy.pinned("WEB", from)).toBe("portal-2");
+  c.close();
+});

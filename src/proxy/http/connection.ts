@@ -133,7 +133,8 @@ export class ClientConn implements HasDeadline, ServerOwner {
   /** Bytes of the current response already written to the client. */
   private respStarted = false;
   private respBytesSeen = false;
-  private retried = false;
+  /** Times the current request was sent again (at most twice: the second time to another server). */
+  private resends = 0;
 
   private server: ServerConn | null = null;
   private backend: Backend | null = null;
@@ -308,7 +309,7 @@ export class ClientConn implements HasDeadline, ServerOwner {
     }
     this.reqFramer.start(req.body, req.length);
     this.reqDone = req.body === Body.None;
-    this.retried = false;
+    this.resends = 0;
     if (rest) this.hold(rest);
     this.dispatch();
   }
@@ -338,12 +339,13 @@ export class ClientConn implements HasDeadline, ServerOwner {
     this.connectNew();
   }
 
-  private connectNew(): void {
+  /** `avoid`: a server that just failed this request (see resendOrBadGateway). */
+  private connectNew(avoid?: string): void {
     this.st = St.Connecting;
     this.pauseClient();
     const ctx = this.ctx;
     const reader = new ServerReader();
-    ctx.vip.connect(this.addr, ctx.port, reader.onread).then(
+    ctx.vip.connect(this.addr, ctx.port, reader.onread, avoid).then(
       ({ socket, backend }) => {
         if (this.st !== St.Connecting) {
           socket.destroy();
@@ -387,22 +389,25 @@ export class ClientConn implements HasDeadline, ServerOwner {
     }
     if (this.st === St.Forward && !this.respStarted) {
       this.endSession();
-      this.resendOrBadGateway(false, `server ${b.name} went down before answering`);
+      this.resendOrBadGateway(false, `server ${b.name} went down before answering`, b.name);
       return;
     }
     this.destroy(`server ${b.name} shut down`);
   }
 
-  /** Nothing of the answer came back: send the request again, once, on a new connection when that is safe
-   * (canResend), else answer 502. */
-  private resendOrBadGateway(anyMethod: boolean, reason: string): void {
+  /** Nothing of the answer came back: send the request again on a new connection when that is safe
+   * (canResend), else answer 502. The first time through the balancer as usual (persistence: usually the
+   * same server, right when it had only closed an idle keep-alive connection); if that fails as well, once
+   * more to another server (HAProxy's redispatch): the server is going away — a process that is being
+   * killed can still accept a connection and then reset it — and no health check has noticed yet. */
+  private resendOrBadGateway(anyMethod: boolean, reason: string, failed: string): void {
     if (!this.canResend(anyMethod)) {
       this.badGateway(reason);
       return;
     }
-    this.retried = true;
+    this.resends++;
     this.detachServer(true);
-    this.connectNew();
+    this.connectNew(this.resends === 2 ? failed : undefined);
   }
 
   /** The current request may go to a server again: nothing of its answer came back, it has no body, it is
@@ -410,7 +415,7 @@ export class ClientConn implements HasDeadline, ServerOwner {
    * method when `anyMethod` (the server closed a reused keep-alive connection as we sent: it never saw it). */
   private canResend(anyMethod: boolean): boolean {
     const req = this.req;
-    return !!req && !this.retried && !this.respBytesSeen && req.body === Body.None && !req.upgrade && (anyMethod || IDEMPOTENT.has(req.method));
+    return !!req && this.resends < 2 && !this.respBytesSeen && req.body === Body.None && !req.upgrade && (anyMethod || IDEMPOTENT.has(req.method));
   }
 
   private endSession(): void {
@@ -726,7 +731,7 @@ export class ClientConn implements HasDeadline, ServerOwner {
     // The server closed before any answer: a reused keep-alive connection it closed as we sent (any method
     // without a body), or a server that died with the request (idempotent methods): send it again once,
     // on a new connection — to another server when this one is gone (the connect moves the client on).
-    this.resendOrBadGateway(sc.reused, `server closed the connection before a response${sc.error ? ` (${(sc.error as NodeJS.ErrnoException).code})` : ""}`);
+    this.resendOrBadGateway(sc.reused, `server closed the connection before a response${sc.error ? ` (${(sc.error as NodeJS.ErrnoException).code})` : ""}`, sc.backend.name);
   }
 
   onServerTimeout(sc: ServerConn): void {
