@@ -253,6 +253,18 @@ describe.each(["handles", "streams"] as const)("TCP pipe, relay on the %s", (mod
     expect(logs.lines().find((l) => l.event === "connection")).toMatchObject({ reason: "client-error", detail: "ECONNRESET", server: "s1" });
   });
 
+  test("a server's reset closes the client side and logs server-error ECONNRESET", async () => {
+    trackSrv(await server(31011, (s) => s.once("data", () => s.resetAndDestroy())));
+    const logs = logCapture();
+    await track(await startProxy(config(31011), { log: logs.sink, admin: false }));
+    const c = await tcpConnect(VIP, 31011, CLIENT);
+    c.on("error", () => undefined);
+    c.write("hello");
+    await new Promise((r) => c.once("close", r));
+    await waitFor(() => logs.lines().some((l) => l.event === "connection"), 1000);
+    expect(logs.lines().find((l) => l.event === "connection")).toMatchObject({ reason: "server-error", detail: "ECONNRESET", server: "s1", bytesIn: 5 });
+  });
+
   test("closing the proxy while a server is sending closes the server side too (nothing written into a closed socket)", async () => {
     let serverClosed = false;
     trackSrv(await server(31010, (s) => {
