@@ -68,7 +68,7 @@ export const handles: StreamBinding | undefined = load();
 /** Which relay new TCP connections use; tests switch it to run the same cases on both. */
 export const tcpRelay: { mode: "handles" | "streams" } = { mode: handles ? "handles" : "streams" };
 
-/** A socket's handle when it is a plain TCP handle (a TLS socket's is not: it relays on the streams). */
+/** A socket's handle when it is Node's TCP handle with the methods used here (else: the streams relay). */
 export function tcpHandle(s: Socket): StreamHandle | undefined {
   const h = (s as unknown as { _handle?: { constructor?: { name?: string } } })._handle;
   const ok = h && h.constructor?.name === "TCP" && typeof (h as Partial<StreamHandle>).writeBuffer === "function" && typeof (h as Partial<StreamHandle>).useUserBuffer === "function";

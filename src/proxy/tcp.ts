@@ -1,6 +1,6 @@
 /**
  * TCP mode: a byte pipe between the client and a real server. Full duplex with backpressure (on the TCP
- * handles, tcp-handles.ts; on the sockets' streams for TLS clients or when Node lacks the binding),
+ * handles, tcp-handles.ts; on the sockets' streams when Node lacks the binding or the operator says so),
  * half-close passed through (FIN one way, the other way keeps flowing), idle timeouts on both sides,
  * bytes counted from the sockets' own counters (no per-chunk work), optional PROXY v2 header, and one JSON
  * log line per closed connection.
@@ -83,8 +83,8 @@ export const createTcpHandler: HandlerFactory = (listener: Listener, vip: VipRun
       client.destroy();
     }
     const cfg = vip.config;
-    // Plain TCP clients relay on the handles (tcp-handles.ts); TLS clients, or a Node without the binding,
-    // on the sockets' streams with the server->client reads into our own buffers (ServerToClient).
+    // The relay on the handles (tcp-handles.ts); without the binding (or CTERA_LB_TCP_RELAY=streams) on the
+    // sockets' streams, with the server->client reads into our own buffers (ServerToClient).
     const sink = tcpRelay.mode === "handles" && tcpHandle(client) ? undefined : new ServerToClient(client);
     vip.connect(clientIp, port, sink?.onread).then(
       ({ socket: server, backend }) => {
