@@ -32,6 +32,7 @@ import { PeerSync } from "./peer";
 import type { PinRecord } from "./persistence";
 import { zeroCounters } from "./pool";
 import { runWorker } from "./worker";
+import { tcpRelay } from "./tcp-handles";
 
 export type { ToPrimary, ToWorker } from "./ipc";
 
@@ -177,7 +178,7 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
     if (started || readyCount < count) return;
     started = true;
     control.starting = false;
-    log.write({ event: "started", workers: count, vips: cfg.virtualServices.map((v) => v.name), admin: `${admin.address}:${admin.port}` });
+    log.write({ event: "started", workers: count, vips: cfg.virtualServices.map((v) => v.name), admin: `${admin.address}:${admin.port}`, tcpRelay: tcpRelay.mode });
   };
 
   // This process's own persistence entries and counters, once a second, like a worker's.

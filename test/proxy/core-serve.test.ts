@@ -85,6 +85,10 @@ describe("ctera-lb serve (primary + worker process)", () => {
     if (!up) throw new Error(`serve did not start:\n${s.out()}`);
   });
 
+  test("says which TCP relay it runs: the handles on this Node", () => {
+    expect(lines(s).find((l) => l.event === "started")).toMatchObject({ workers: 2, tcpRelay: "handles" });
+  });
+
   afterAll(async () => {
     if (s.proc.exitCode === null) {
       s.proc.kill("SIGKILL");
