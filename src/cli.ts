@@ -38,6 +38,7 @@ export async function main(argv: string[], out: Out = defaultOut): Promise<numbe
       case "validate":
         return validateCommand(rest, out);
       case "schema":
+        parseArgs({ args: rest, strict: true, options: {} }); // takes no arguments: a typo is an error, not ignored
         out.stdout(JSON.stringify(runtimeConfigJsonSchema(), null, 2) + "\n");
         return 0;
       case "serve":
@@ -45,6 +46,7 @@ export async function main(argv: string[], out: Out = defaultOut): Promise<numbe
       case "plan":
         return await (await import("./plan")).planCommand(rest, out);
       case "demo":
+        parseArgs({ args: rest, strict: true, options: {} });
         return await (await import("./demo")).demoCommand(rest, out);
       case undefined:
       case "help":

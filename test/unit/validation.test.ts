@@ -165,6 +165,13 @@ describe("ctera-lb render", () => {
   });
 });
 
+test.each([["schema", "--bogus"], ["demo", "--help"], ["demo", "extra"]])("ctera-lb %s refuses the argument %s (it takes none): exit 2, usage, nothing run", async (cmd, arg) => {
+  const r = await run([cmd, arg]);
+  expect(r.code).toBe(2);
+  expect(r.stdout).toBe("");
+  expect(r.stderr).toMatch(new RegExp(`^ctera-lb ${cmd}: .*${arg}[\\s\\S]*usage:`));
+});
+
 describe("ctera-lb schema", () => {
   test("prints the JSON Schema of the runtime config, strict about unknown keys", async () => {
     const r = await run(["schema"]);
