@@ -21,3 +21,17 @@ export const giveBuf = (b: Buffer): void => {
 export function pooledReadBuffers(): readonly Buffer[] {
   return [...free];
 }
+
+/** The read buffer of a quiet TCP relay direction: an idle CTTP session must not hold 64 KiB (Node asks for
+ * the next read's buffer right after each read and keeps it while the connection is idle). */
+export const SMALL_READ = 4 * 1024;
+
+/** A TCP relay pauses reading one side while more than this is queued towards the other. */
+export const RELAY_HIGH_WATER = 1024 * 1024;
+
+/** The buffer size for the read after one of `n` bytes into a buffer of `len`: a read that filled it asks
+ * for the big one, one that fits the small one goes back to it, anything between keeps the size. */
+export const nextReadSize = (n: number, len: number): number => (n >= len ? READ_SIZE : n <= SMALL_READ ? SMALL_READ : len);
+
+/** A read buffer of that size: a pooled 64 KiB one, or a small one of its own. */
+export const readBuffer = (size: number): Buffer => (size === READ_SIZE ? takeBuf() : Buffer.allocUnsafeSlow(SMALL_READ));

@@ -15,7 +15,7 @@
  */
 import type { Socket } from "node:net";
 import { getSystemErrorName, types } from "node:util";
-import { giveBuf, READ_SIZE, takeBuf } from "./buffers";
+import { giveBuf, nextReadSize, readBuffer, RELAY_HIGH_WATER, SMALL_READ } from "./buffers";
 
 /** Node's TCP stream handle (TCPWrap), the methods used here. */
 interface StreamHandle {
@@ -84,11 +84,6 @@ export interface RelayHooks {
   kill(reason: `${Side}-error` | `${Side}-idle`, detail?: string): void;
 }
 
-/** Pause reading a side while more than this is queued towards the other. */
-export const HANDLE_HIGH_WATER = 1024 * 1024;
-/** The read buffer of a quiet direction (an idle CTTP session holds two of these, not two 64 KiB ones). */
-export const SMALL_READ = 4 * 1024;
-
 /** Read buffers lent to queued writes, process-wide (tests: they all come back). */
 export const lent = { buffers: 0 };
 
@@ -97,25 +92,24 @@ export const lent = { buffers: 0 };
  * into a buffer of its own — 64 KiB from the process's pool while reads fill it, 4 KiB once they do not —
  * and writes each read to the other handle at once. Usually the write completes in that call and the buffer
  * takes the next read; a write that queues keeps its buffer until it completes (then back to the pool) and
- * the next read gets another; the reading side pauses while more than HANDLE_HIGH_WATER is queued. A FIN is
+ * the next read gets another; the reading side pauses while more than RELAY_HIGH_WATER is queued. A FIN is
  * passed on with end() (the shutdown follows the queued writes); once both sides have sent theirs and both
  * shutdowns are done, both sockets are destroyed. Idle: no byte either way for the shorter of the two idle
  * timeouts (a Node socket's own timeout counts reads and writes, so both sides see every relayed byte).
+ * Returns what the caller runs once both sockets have closed (stops the timer, gives the buffers back).
  */
 export function relayOnHandles(
   client: Socket,
   server: Socket,
   idle: { clientMs: number; serverMs: number },
   hooks: RelayHooks,
-): void {
+): () => void {
   const B = handles!;
   const state = B.streamBaseState;
   const ch = tcpHandle(client)!;
   const sh = tcpHandle(server)!;
   let last = Date.now();
-  let closed = false;
   let shutdowns = 0;
-  const releases: (() => void)[] = [];
 
   const limit = Math.min(idle.clientMs, idle.serverMs);
   const idleReason = idle.clientMs <= idle.serverMs ? "client-idle" : "server-idle";
@@ -125,25 +119,13 @@ export function relayOnHandles(
     else timer = setTimeout(check, limit - quiet);
   };
   let timer = setTimeout(check, limit);
-  let closes = 0;
-  const onClose = () => {
-    // One side gone: tcp.ts ends the other (the idle timer still runs while its queued writes go out).
-    if (++closes === 1) return;
-    closed = true;
-    clearTimeout(timer);
-    // Both handles are closed: no read goes into the direction buffers any more.
-    for (const r of releases) r();
-  };
-  client.once("close", onClose);
-  server.once("close", onClose);
 
   const direction = (fromSock: Socket, from: StreamHandle, toSock: Socket, to: StreamHandle, side: Side, other: Side) => {
     let queued = 0;
     let paused = false;
     let ended = false;
-    let cur: Buffer = Buffer.allocUnsafeSlow(SMALL_READ);
-    const next = (size: number) => (cur = size === READ_SIZE ? takeBuf() : Buffer.allocUnsafeSlow(SMALL_READ));
-    releases.push(() => giveBuf(cur));
+    let cur = readBuffer(SMALL_READ);
+    const next = (size: number) => (cur = readBuffer(size));
     // Bytes the socket read before the relay started (its stream buffer), in order, ahead of everything else.
     for (let b: Buffer | null; (b = fromSock.read() as Buffer | null) !== null; ) toSock.write(b);
     from.useUserBuffer(cur);
@@ -168,8 +150,7 @@ export function relayOnHandles(
           hooks.kill(`${other}-error`, typeof err === "number" ? getSystemErrorName(err) : "closed");
           return undefined;
         }
-        // A read that filled its buffer asks for the big one next; one that fits the small one goes back to it.
-        const want = n >= buf.length ? READ_SIZE : n <= SMALL_READ ? SMALL_READ : buf.length;
+        const want = nextReadSize(n, buf.length);
         if (state[B.kLastWriteWasAsync] !== 0) {
           queued += n;
           lent.buffers++;
@@ -177,15 +158,15 @@ export function relayOnHandles(
             queued -= n;
             lent.buffers--;
             giveBuf(buf);
-            if (closed || toSock.destroyed) return; // a write cancelled by the close
+            if (toSock.destroyed) return; // a write cancelled by the close
             if (status < 0) return hooks.kill(`${other}-error`, getSystemErrorName(status));
             last = Date.now();
-            if (paused && queued <= HANDLE_HIGH_WATER / 2) {
+            if (paused && queued <= RELAY_HIGH_WATER / 2) {
               paused = false;
               if (!ended) from.readStart();
             }
           };
-          if (queued > HANDLE_HIGH_WATER && !paused) {
+          if (queued > RELAY_HIGH_WATER && !paused) {
             paused = true;
             from.readStop();
           }
@@ -207,7 +188,7 @@ export function relayOnHandles(
       hooks.finish(`${side}-closed`);
       // FIN to the other side once its queued writes are out; when both ways are shut, the connection is done.
       toSock.end(() => {
-        if (++shutdowns === 2 && !closed) {
+        if (++shutdowns === 2) {
           client.destroy();
           server.destroy();
         }
@@ -216,7 +197,14 @@ export function relayOnHandles(
     // A FIN the socket's stream had already read (before the relay started) arrives as its 'end' event.
     fromSock.once("end", onEnd);
     from.readStart(); // an error (already reading) when the socket's stream had started it: fine
+    // Once both handles are closed no read goes into `cur` any more.
+    return () => giveBuf(cur);
   };
-  direction(client, ch, server, sh, "client", "server");
-  direction(server, sh, client, ch, "server", "client");
+  const releaseClientSide = direction(client, ch, server, sh, "client", "server");
+  const releaseServerSide = direction(server, sh, client, ch, "server", "client");
+  return () => {
+    clearTimeout(timer);
+    releaseClientSide();
+    releaseServerSide();
+  };
 }

@@ -9,7 +9,7 @@ import type { Socket } from "node:net";
 import { isIPv4 } from "node:net";
 import type { Listener } from "../config";
 import { HandlerFactory, NoServerError, SessionHandle, VipRuntime } from "./contract";
-import { giveBuf, READ_SIZE, takeBuf } from "./buffers";
+import { giveBuf, nextReadSize, readBuffer, RELAY_HIGH_WATER, SMALL_READ } from "./buffers";
 import type { ByteMeter } from "./pool";
 import { relayOnHandles, tcpHandle, tcpRelay } from "./tcp-handles";
 
@@ -125,6 +125,8 @@ function pipe(
   let detail: string | undefined;
   let closedSockets = 0;
   let headerBytes = 0;
+  /** The handle relay's clean-up, run once both sockets have closed. */
+  let relayDone: (() => void) | undefined;
   const finish = (r: Reason, d?: string) => {
     if (!reason) {
       reason = r;
@@ -151,10 +153,12 @@ function pipe(
     if (++closedSockets === 1) {
       // One side is fully gone (closed by its peer, an error, or the proxy closing its client sockets): the
       // other cannot deliver anything more to it; finish writing, then close — also when its peer goes on
-      // sending (a server streaming to a client that is gone would otherwise hold the connection open).
+      // sending (a server streaming to a client that is gone would otherwise hold the connection open). The
+      // idle timeout still runs while that last write waits.
       for (const s of [client, server]) if (!s.destroyed) s.end(() => s.destroy());
       return;
     }
+    relayDone?.();
     session.end();
     logLine(vip, clientIp, clientPort, port, serverName, client.bytesRead, server.bytesRead, start, reason ?? "client-closed", detail, headerBytes);
   };
@@ -162,7 +166,7 @@ function pipe(
   server.on("close", onClose);
   const idle = { clientMs: cfg.timeouts.clientIdleSeconds * 1000, serverMs: cfg.timeouts.serverIdleSeconds * 1000 };
   if (!sink && tcpHandle(server)) {
-    relayOnHandles(client, server, idle, { finish, kill });
+    relayDone = relayOnHandles(client, server, idle, { finish, kill });
     return;
   }
   client.setTimeout(idle.clientMs, () => kill("client-idle"));
@@ -176,17 +180,10 @@ function pipe(
 }
 
 /**
- * Read buffers for the server->client direction, sized by what the connection is doing. A bulk transfer
- * reads into pooled 64 KiB buffers (buffers.ts). A quiet connection reads into a 4 KiB buffer of its own: Node
- * asks for the next read's buffer right after each read and keeps it while the socket is idle, so a
- * connection that always held 64 KiB would cost 64 MiB per 1000 idle CTTP sessions; with the small buffer
- * it is 4 MiB. The switch: a read that fills its buffer asks for the big one next; a read that fits the
- * small one goes back to small.
+ * Read buffers for the server->client direction are sized by what the connection is doing (buffers.ts
+ * nextReadSize): pooled 64 KiB buffers while a bulk transfer fills them, a 4 KiB one of its own once the
+ * connection is quiet — 64 MiB per 1000 idle CTTP sessions would otherwise be 4 MiB.
  */
-const SMALL_SIZE = 4 * 1024;
-/** Pause reading the server while the client has more than this queued. */
-const HIGH_WATER = 1024 * 1024;
-
 /**
  * The server->client direction without a fresh buffer per read: the server socket reads (onread) into a
  * reused buffer; each read is written to the client at once. Usually the write completes synchronously; when
@@ -196,7 +193,7 @@ const HIGH_WATER = 1024 * 1024;
 export class ServerToClient {
   private cur: Buffer | undefined;
   /** The size the next read buffer should have. */
-  private want = SMALL_SIZE;
+  private want = SMALL_READ;
   private server: Socket | undefined;
   private pending: Buffer[] | undefined;
   /** Buffers held by queued writes to the client, back to the pool when the queue drains. */
@@ -215,7 +212,7 @@ export class ServerToClient {
     const cur = this.cur;
     if (cur && cur.length === this.want) return cur;
     if (cur) giveBuf(cur);
-    return (this.cur = this.want === READ_SIZE ? takeBuf() : Buffer.allocUnsafeSlow(SMALL_SIZE));
+    return (this.cur = readBuffer(this.want));
   }
 
   /** Read buffers currently lent to queued writes (tests: bounded by what is still queued). */
@@ -234,8 +231,7 @@ export class ServerToClient {
   }
 
   private onRead(nread: number, buf: Buffer): boolean {
-    if (nread >= buf.length) this.want = READ_SIZE;
-    else if (nread <= SMALL_SIZE) this.want = SMALL_SIZE;
+    this.want = nextReadSize(nread, buf.length);
     const client = this.client;
     if (!this.server) {
       // Bytes before the pipe is attached (not expected: the pipe attaches in the connect's continuation).
@@ -255,7 +251,7 @@ export class ServerToClient {
       (this.lent ??= []).push(buf);
       this.cur = undefined;
     }
-    return client.writableLength <= HIGH_WATER;
+    return client.writableLength <= RELAY_HIGH_WATER;
   }
 
   attach(server: Socket) {

@@ -729,8 +729,8 @@ export class ClientConn implements HasDeadline, ServerOwner {
       return;
     }
     // The server closed before any answer: a reused keep-alive connection it closed as we sent (any method
-    // without a body), or a server that died with the request (idempotent methods): send it again once,
-    // on a new connection — to another server when this one is gone (the connect moves the client on).
+    // without a body), or a server that died with the request (idempotent methods): send it again on a new
+    // connection (see resendOrBadGateway: the second time to another server).
     this.resendOrBadGateway(sc.reused, `server closed the connection before a response${sc.error ? ` (${(sc.error as NodeJS.ErrnoException).code})` : ""}`, sc.backend.name);
   }
 
