@@ -125,6 +125,9 @@ export function relayOnHandles(
     let paused = false;
     let ended = false;
     let cur = readBuffer(SMALL_READ);
+    // A write request object is only taken by a write that queues (Node's StreamBase leaves it untouched when
+    // the write completes in the call, the usual case), so one object serves every write until one queues.
+    let req = new B.WriteWrap();
     const next = (size: number) => (cur = readBuffer(size));
     // Bytes the socket read before the relay started (its stream buffer), in order, ahead of everything else.
     for (let b: Buffer | null; (b = fromSock.read() as Buffer | null) !== null; ) toSock.write(b);
@@ -140,11 +143,6 @@ export function relayOnHandles(
         }
         last = Date.now();
         const buf = cur;
-        const req = new B.WriteWrap();
-        req.handle = to;
-        req.async = false;
-        req.buffer = buf; // held by the request while the write is queued
-        req.oncomplete = undefined;
         const err = to.writeBuffer(req, n === buf.length ? buf : buf.subarray(0, n));
         if (err !== 0) {
           hooks.kill(`${other}-error`, typeof err === "number" ? getSystemErrorName(err) : "closed");
@@ -152,9 +150,15 @@ export function relayOnHandles(
         }
         const want = nextReadSize(n, buf.length);
         if (state[B.kLastWriteWasAsync] !== 0) {
+          // The write queued: this request object now belongs to it (the next write gets a fresh one).
+          const queuedReq = req;
+          req = new B.WriteWrap();
+          queuedReq.handle = to;
+          queuedReq.async = true;
+          queuedReq.buffer = buf; // held by the request while the write is queued
           queued += n;
           lent.buffers++;
-          req.oncomplete = (status) => {
+          queuedReq.oncomplete = (status) => {
             queued -= n;
             lent.buffers--;
             giveBuf(buf);
