@@ -525,6 +525,7 @@ async function main() {
               const r = await runWrk(s, args.duration);
               r.cpuSeconds = treeCpuSeconds(p.pid) - cpu0;
               r.cpuUsPerReq = r.requests ? (r.cpuSeconds * 1e6) / r.requests : NaN;
+              r.round = round + 1;
               rs.sample();
               const bad = runFailure(r);
               if (bad) {
@@ -591,6 +592,16 @@ async function main() {
     rss_mib: rss[us],
   };
 
+  // The same ratios per round (ours and HAProxy ran next to each other in it): how far one round's ratio
+  // strays from the median is this machine's noise, which a reader needs to judge a difference of a few %.
+  const KEYS = { tcp_rps: ["tcp_small", "rps"], tcp_mibs: ["tcp_big", "mibs"], http_rps: ["http_small", "rps"], http_mibs: ["http_big", "mibs"], tls_rps: ["tls_new", "rps"], p99_http: ["http_small", "p99ms"] };
+  const roundRatios = {};
+  for (const [name, [id, k]] of Object.entries(KEYS)) {
+    const mine = summary[id][us].runs ?? [];
+    const theirs = summary[id][them].runs ?? [];
+    roundRatios[name] = mine.map((a) => ratio(a[k], theirs.find((b) => b.round === a.round)?.[k])).filter((x) => Number.isFinite(x));
+  }
+
   const machine = {
     cpus: os.cpus().length,
     nproc: Number(spawnSync("nproc", [], { encoding: "utf8" }).stdout.trim()) || os.cpus().length,
@@ -632,6 +643,7 @@ async function main() {
     summedHwmMiB: rssHwm,
     peakPssMiB: pss,
     ratios,
+    roundRatios,
     elapsedSeconds: Math.round((Date.now() - t0) / 1000),
   };
   fs.mkdirSync(path.join(ROOT, "bench"), { recursive: true });
@@ -683,6 +695,7 @@ async function main() {
     }
   }
   const r2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : "n/a");
+  if (args.rounds > 1) console.log(`per round: ${Object.entries(roundRatios).map(([k, v]) => `${k}=${v.length ? v.map(r2).join("/") : "n/a"}`).join(" ")}`);
   console.log(
     `${args.floor ? "floor " : ""}ratios: tcp_rps=${r2(ratios.tcp_rps)} tcp_mibs=${r2(ratios.tcp_mibs)} http_rps=${r2(ratios.http_rps)} http_mibs=${r2(ratios.http_mibs)} tls_rps=${r2(ratios.tls_rps)} p99_http=${r2(ratios.p99_http)} rss_mib=${r2(ratios.rss_mib)}`,
   );
