@@ -8,7 +8,9 @@ import * as http from "node:http";
 import type * as net from "node:net";
 import * as tls from "node:tls";
 import { selfSignedCert } from "../../src/sim/portal";
+import { randomBytes } from "node:crypto";
 import { createHttpHandler } from "../../src/proxy/http";
+import { setTicketKeys, ticketKeys } from "../../src/proxy/http/tls";
 import { FakeBackend, FakeVip, listenEngine, RawClient, startOrigin, json, waitFor, type Origin } from "./http-fake-vip";
 
 const VIP = "127.0.23.10";
@@ -129,6 +131,53 @@ describe("HTTP engine: TLS termination", () => {
       const again = await handshake({ maxVersion: "TLSv1.2", session: first.session });
       expect(again.reused).toBe(true);
     } finally {
+      engine.handler = previous;
+    }
+  });
+
+  test("a resumed TLS 1.3 session gets a new ticket: a client that keeps only its latest one resumes every time", async () => {
+    let last = await handshake({ minVersion: "TLSv1.3" });
+    expect(last.reused).toBe(false);
+    for (let n = 0; n < 4; n++) {
+      expect(last.session).toBeDefined();
+      const next = await handshake({ minVersion: "TLSv1.3", session: last.session });
+      expect(next.reused).toBe(true);
+      last = next;
+    }
+    expect(last.session).toBeDefined();
+  });
+
+  test("without the renewal (CTERA_LB_TLS_TICKET_RENEW=off: Node's own ticket handling) a TLS 1.3 resumption brings no new ticket", async () => {
+    const previous = engine.handler;
+    process.env.CTERA_LB_TLS_TICKET_RENEW = "off";
+    try {
+      engine.handler = createHttpHandler({ address: VIP, port: TLS_PORT, tls: { certFile: certA.certFile, keyFile: certA.keyFile } }, vip);
+    } finally {
+      delete process.env.CTERA_LB_TLS_TICKET_RENEW;
+    }
+    try {
+      const first = await handshake({ minVersion: "TLSv1.3" });
+      const second = await handshake({ minVersion: "TLSv1.3", session: first.session });
+      expect(second.reused).toBe(true);
+      expect(second.session).toBeUndefined();
+    } finally {
+      engine.handler = previous;
+    }
+  });
+
+  test("a ticket made with other keys (another load balancer, a restart) means a full handshake, and the listener lives on", async () => {
+    const first = await handshake({ minVersion: "TLSv1.3" });
+    const previous = engine.handler;
+    const keys = ticketKeys();
+    setTicketKeys(randomBytes(48));
+    try {
+      engine.handler = createHttpHandler({ address: VIP, port: TLS_PORT, tls: { certFile: certA.certFile, keyFile: certA.keyFile } }, vip);
+      const other = await handshake({ minVersion: "TLSv1.3", session: first.session });
+      expect(other.reused).toBe(false);
+      const again = await handshake({ minVersion: "TLSv1.3", session: other.session });
+      expect(again.reused).toBe(true);
+    } finally {
+      setTicketKeys(keys);
       engine.handler = previous;
     }
   });

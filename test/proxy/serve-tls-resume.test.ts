@@ -97,3 +97,17 @@ test("a client resumes its TLS session on whichever serving process accepts the 
   const pids = new Set(lines().filter((l) => l.event === "http-connection").map((l) => l.pid));
   expect(pids.size).toBe(2);
 });
+
+test("a client that keeps only its latest ticket resumes on every reconnection (each resumption brings a new ticket)", async () => {
+  let last = await request(client(2));
+  expect(last.reused).toBe(false);
+  const reused: boolean[] = [];
+  for (let n = 0; n < 10; n++) {
+    expect(last.session).toBeDefined();
+    const r = await request(client(2), last.session);
+    expect(r.status).toBe("HTTP/1.1 200 OK");
+    reused.push(r.reused);
+    last = r;
+  }
+  expect(reused.filter((r) => !r)).toHaveLength(0);
+});

@@ -36,7 +36,7 @@ export function setTicketKeys(keys: Buffer): void {
 export function buildSecureContext(files: TlsFiles): tls.SecureContext {
   const cert = readFileSync(files.certFile);
   const key = readFileSync(files.keyFile);
-  return tls.createSecureContext({
+  const ctx = tls.createSecureContext({
     cert,
     key,
     minVersion: "TLSv1.2",
@@ -48,6 +48,42 @@ export function buildSecureContext(files: TlsFiles): tls.SecureContext {
     sessionIdContext: "ctera-portal-lb",
     secureOptions: (C.SSL_OP_NO_RENEGOTIATION ?? 0) | (C.SSL_OP_NO_COMPRESSION ?? 0),
   });
+  renewTicketsOnResumption(ctx, TICKET_KEYS);
+  return ctx;
+}
+
+/** The part of Node's native secure context (the object behind `SecureContext.context`) used below. */
+interface TicketKeyHook {
+  enableTicketKeyCallback?: () => void;
+  onticketkeycallback?: (name: Buffer, iv: Buffer, encrypt: boolean) => unknown[];
+}
+
+/**
+ * A resumed session gets a new ticket, as HAProxy's default session cache gives one. Node's own ticket
+ * handling (the `ticketKeys` option) sends none after a TLS 1.3 resumption, so a client that keeps only its
+ * latest ticket (OpenSSL's s_client, wrk, many OpenSSL-based agents: TLS 1.3 tickets are meant for one use)
+ * resumed every other reconnection and did a full handshake — an RSA signature on the load balancer — in
+ * between. Here the same keys (name | HMAC secret | AES key, the `ticketKeys` layout, so tickets from either
+ * path decrypt in the other) go through Node's ticket-key callback, which can answer "decrypted, renew".
+ *
+ * That callback is Node's internal interface (no public API sets it): it is used only when present, else the
+ * context keeps Node's behaviour. `CTERA_LB_TLS_TICKET_RENEW=off` keeps it too. True when renewal is on.
+ */
+export function renewTicketsOnResumption(ctx: tls.SecureContext, keys: Buffer): boolean {
+  const native = (ctx as unknown as { context?: TicketKeyHook }).context;
+  if (process.env.CTERA_LB_TLS_TICKET_RENEW === "off" || !native || typeof native.enableTicketKeyCallback !== "function") return false;
+  const name = Buffer.from(keys.subarray(0, 16));
+  const hmac = Buffer.from(keys.subarray(16, 32));
+  const aes = Buffer.from(keys.subarray(32, 48));
+  // OpenSSL's contract: 1 = ticket made (encrypt) or decrypted, 2 = decrypted and a new one should be issued,
+  // 0 = not ours (a full handshake follows). Encrypt also returns the key name and a fresh IV. Node reads
+  // the HMAC and AES entries whatever the answer (a missing one would abort the process), so they always go.
+  native.onticketkeycallback = (keyName, _iv, encrypt) => {
+    if (encrypt) return [1, hmac, aes, name, randomBytes(16)];
+    return [keyName.equals(name) ? 2 : 0, hmac, aes];
+  };
+  native.enableTicketKeyCallback();
+  return true;
 }
 
 /** Wraps an accepted raw socket as the server side of a TLS connection. */
