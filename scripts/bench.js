@@ -285,14 +285,6 @@ function makeCert(dir, type) {
   return { certFile, keyFile };
 }
 
-/** HAProxy's `tls-ticket-keys` file: three base64 48-byte keys (the first encrypts), mode 0600. */
-function ticketKeysFile(dir) {
-  const file = path.join(dir, "tickets.keys");
-  const keys = [1, 2, 3].map(() => require("node:crypto").randomBytes(48).toString("base64"));
-  fs.writeFileSync(file, keys.join("\n") + "\n", { mode: 0o600 });
-  return file;
-}
-
 /** The two runtime configs: "tcp" (ssl-on-portal design) and "lb" (ssl-on-lb: http, tls and cttp VIPs). */
 function buildConfigs(cfgmod, cert) {
   const common = {
@@ -478,12 +470,10 @@ async function main() {
     const configs = buildConfigs(cfgmod, cert);
     const files = {};
     for (const [name, cfg] of Object.entries(configs)) {
-      // Session tickets as ours issues them (stateless, one key for all threads, no new ticket after a
-      // resumption): wrk resumes a session whenever it can, and with HAProxy's default (no-tls-tickets, the
-      // stateful cache, a new ticket on every resumption) it resumed 100% of its TLS connections on HAProxy
-      // against at most 50% on ours (Node sends no new ticket after a TLS 1.3 resumption) — tls_new then
-      // compared resumed handshakes with mostly full ones.
-      const opts = { tlsBundleDir: path.join(work, "certs"), maxconn: 8000, tlsTicketKeysFile: ticketKeysFile(work) }; // maxconn: 2 fds per connection, under a 20000 ulimit -n
+      // TLS sessions: HAProxy as rendered by default (no-tls-tickets: its stateful cache, a new ticket on every
+      // resumption) and ours (stateless tickets, one key for both processes, a new ticket on every resumption)
+      // both resume every reconnection of wrk, which offers the ticket of its previous connection.
+      const opts = { tlsBundleDir: path.join(work, "certs"), maxconn: 8000 }; // maxconn: 2 fds per connection, under a 20000 ulimit -n
       cfgmod.writeHaproxyTlsBundles(cfg, opts);
       files[name] = { json: path.join(work, `${name}.json`), haproxy: path.join(work, `${name}.haproxy.cfg`) };
       fs.writeFileSync(files[name].json, JSON.stringify(cfg, null, 2));
@@ -628,7 +618,7 @@ async function main() {
       workers: WORKERS,
       backends: `one nginx ${machine.nginx}, worker_processes 1, listening on ${SERVERS.join(", ")}:${SERVER_PORT}; /small 100 B, /big 1 MiB, keep-alive`,
       wrk: "wrk -t2 -cN -dDs --latency (tls_new adds -H 'Connection: close')",
-      tls: `${args.cert === "ec" ? "ECDSA P-256" : "RSA-2048"} self-signed certificate; TLS 1.3 negotiated by wrk; wrk resumes the session of its previous connection when it can; both proxies issue stateless tickets (one key per proxy, no new ticket after a resumption), so about every other connection is a full handshake on both`,
+      tls: `${args.cert === "ec" ? "ECDSA P-256" : "RSA-2048"} self-signed certificate; TLS 1.3 negotiated by wrk; wrk resumes the session of its previous connection when it can; both proxies give a resumed session a new ticket (HAProxy: its default session cache; ours: stateless tickets renewed), so after its first connection wrk resumes every connection on both`,
       rss: "peak of the summed VmRSS of the proxy's process tree, polled every 100 ms",
       pss: "peak of the summed PSS (smaps_rollup) of the same tree: pages shared between its processes, such as the node binary, counted once",
       cpu: "CPU µs/req: user+system time of the proxy's process tree during the measured wrk run ÷ requests",

@@ -43,10 +43,10 @@ export interface HaproxyRenderOptions {
   /**
    * Stateless TLS session tickets with the keys in this file (`tls-ticket-keys` on every TLS bind: base64
    * 48-byte keys, one per line, at least 3, the first one encrypts; the file is the caller's to write) instead
-   * of the default, `no-tls-tickets` with HAProxy's stateful session cache. That is ctera-lb's own behaviour
-   * (one ticket key for all workers, no new ticket after a resumption), so the benchmark uses it to compare
-   * like with like: with the default, a client that reconnects over and over (wrk) resumes every time on
-   * HAProxy but only every other time on ctera-lb. Omitted: the default.
+   * of the default, `no-tls-tickets` with HAProxy's stateful session cache: for several HAProxy processes or
+   * nodes that must resume each other's sessions. Note that HAProxy then issues no new ticket after a TLS 1.3
+   * resumption, so a client keeping only its latest ticket resumes every other reconnection (the default cache,
+   * like ctera-lb, renews it: every reconnection resumes). Omitted: the default.
    */
   tlsTicketKeysFile?: string;
 }
