@@ -11,6 +11,7 @@ import { Core, CountersSnapshot } from "./core";
 import { JsonLog, LogSink } from "./log";
 import { PeerSync } from "./peer";
 import { tcpRelay } from "./tcp-handles";
+import { tlsTicketRenewal } from "./http/tls";
 
 export type { ServerState, Backend, VipRuntime, HandlerFactory, SessionHandle } from "./contract";
 export { NoServerError } from "./contract";
@@ -91,7 +92,7 @@ export async function startProxy(config: RuntimeConfig, opts: StartOptions = {})
       throw e;
     }
   }
-  log.write({ event: "started", vips: config.virtualServices.map((v) => v.name), listeners: core.listening().length, tcpRelay: tcpRelay.mode });
+  log.write({ event: "started", vips: config.virtualServices.map((v) => v.name), listeners: core.listening().length, tcpRelay: tcpRelay.mode, tlsTicketRenewal: tlsTicketRenewal() });
   let closed = false;
 
   const handle: ProxyHandle = {

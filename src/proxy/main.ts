@@ -26,7 +26,7 @@ import { Control } from "./control";
 import { Core, CountersSnapshot } from "./core";
 import type { ToPrimary, ToWorker } from "./ipc";
 import { WORKER_ENV } from "./ipc";
-import { ticketKeys } from "./http/tls";
+import { ticketKeys, tlsTicketRenewal } from "./http/tls";
 import { JsonLog } from "./log";
 import { PeerSync } from "./peer";
 import type { PinRecord } from "./persistence";
@@ -178,7 +178,7 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
     if (started || readyCount < count) return;
     started = true;
     control.starting = false;
-    log.write({ event: "started", workers: count, vips: cfg.virtualServices.map((v) => v.name), admin: `${admin.address}:${admin.port}`, tcpRelay: tcpRelay.mode });
+    log.write({ event: "started", workers: count, vips: cfg.virtualServices.map((v) => v.name), admin: `${admin.address}:${admin.port}`, tcpRelay: tcpRelay.mode, tlsTicketRenewal: tlsTicketRenewal() });
   };
 
   // This process's own persistence entries and counters, once a second, like a worker's.

@@ -52,6 +52,12 @@ export function buildSecureContext(files: TlsFiles): tls.SecureContext {
   return ctx;
 }
 
+/** Whether contexts built here renew tickets on resumption (this Node has the callback, not switched off). */
+export function tlsTicketRenewal(): boolean {
+  if (process.env.CTERA_LB_TLS_TICKET_RENEW === "off") return false;
+  return typeof (tls.createSecureContext({}) as unknown as { context?: TicketKeyHook }).context?.enableTicketKeyCallback === "function";
+}
+
 /** The part of Node's native secure context (the object behind `SecureContext.context`) used below. */
 interface TicketKeyHook {
   enableTicketKeyCallback?: () => void;
