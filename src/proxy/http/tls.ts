@@ -52,17 +52,21 @@ export function buildSecureContext(files: TlsFiles): tls.SecureContext {
   return ctx;
 }
 
-/** Whether contexts built here renew tickets on resumption (this Node has the callback, not switched off). */
-export function tlsTicketRenewal(): boolean {
-  if (process.env.CTERA_LB_TLS_TICKET_RENEW === "off") return false;
-  return typeof (tls.createSecureContext({}) as unknown as { context?: TicketKeyHook }).context?.enableTicketKeyCallback === "function";
-}
-
 /** The part of Node's native secure context (the object behind `SecureContext.context`) used below. */
 interface TicketKeyHook {
-  enableTicketKeyCallback?: () => void;
+  enableTicketKeyCallback: () => void;
   onticketkeycallback?: (name: Buffer, iv: Buffer, encrypt: boolean) => unknown[];
 }
+
+/** The context's ticket-key hook, when this Node has it and renewal is not switched off. */
+function ticketKeyHook(ctx: tls.SecureContext): TicketKeyHook | undefined {
+  if (process.env.CTERA_LB_TLS_TICKET_RENEW === "off") return undefined;
+  const native = (ctx as unknown as { context?: Partial<TicketKeyHook> }).context;
+  return native && typeof native.enableTicketKeyCallback === "function" ? (native as TicketKeyHook) : undefined;
+}
+
+/** Whether contexts built here renew tickets on resumption (the started log line says it). */
+export const tlsTicketRenewal = (): boolean => ticketKeyHook(tls.createSecureContext({})) !== undefined;
 
 /**
  * A resumed session gets a new ticket, as HAProxy's default session cache gives one. Node's own ticket
@@ -76,8 +80,8 @@ interface TicketKeyHook {
  * context keeps Node's behaviour. `CTERA_LB_TLS_TICKET_RENEW=off` keeps it too. True when renewal is on.
  */
 export function renewTicketsOnResumption(ctx: tls.SecureContext, keys: Buffer): boolean {
-  const native = (ctx as unknown as { context?: TicketKeyHook }).context;
-  if (process.env.CTERA_LB_TLS_TICKET_RENEW === "off" || !native || typeof native.enableTicketKeyCallback !== "function") return false;
+  const native = ticketKeyHook(ctx);
+  if (!native) return false;
   const name = Buffer.from(keys.subarray(0, 16));
   const hmac = Buffer.from(keys.subarray(16, 32));
   const aes = Buffer.from(keys.subarray(32, 48));
