@@ -10,8 +10,7 @@ import { Control } from "./control";
 import { Core, CountersSnapshot } from "./core";
 import { JsonLog, LogSink } from "./log";
 import { PeerSync } from "./peer";
-import { tcpRelay } from "./tcp-handles";
-import { tlsTicketRenewal } from "./http/tls";
+import { engineChoices } from "./handlers";
 
 export type { ServerState, Backend, VipRuntime, HandlerFactory, SessionHandle } from "./contract";
 export { NoServerError } from "./contract";
@@ -92,7 +91,7 @@ export async function startProxy(config: RuntimeConfig, opts: StartOptions = {})
       throw e;
     }
   }
-  log.write({ event: "started", vips: config.virtualServices.map((v) => v.name), listeners: core.listening().length, tcpRelay: tcpRelay.mode, tlsTicketRenewal: tlsTicketRenewal() });
+  log.write({ event: "started", vips: config.virtualServices.map((v) => v.name), listeners: core.listening().length, ...engineChoices() });
   let closed = false;
 
   const handle: ProxyHandle = {

@@ -26,13 +26,13 @@ import { Control } from "./control";
 import { Core, CountersSnapshot } from "./core";
 import type { ToPrimary, ToWorker } from "./ipc";
 import { WORKER_ENV } from "./ipc";
-import { ticketKeys, tlsTicketRenewal } from "./http/tls";
+import { ticketKeys } from "./http/tls";
 import { JsonLog } from "./log";
 import { PeerSync } from "./peer";
+import { engineChoices } from "./handlers";
 import type { PinRecord } from "./persistence";
 import { zeroCounters } from "./pool";
 import { runWorker } from "./worker";
-import { tcpRelay } from "./tcp-handles";
 
 export type { ToPrimary, ToWorker } from "./ipc";
 
@@ -178,7 +178,7 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
     if (started || readyCount < count) return;
     started = true;
     control.starting = false;
-    log.write({ event: "started", workers: count, vips: cfg.virtualServices.map((v) => v.name), admin: `${admin.address}:${admin.port}`, tcpRelay: tcpRelay.mode, tlsTicketRenewal: tlsTicketRenewal() });
+    log.write({ event: "started", workers: count, vips: cfg.virtualServices.map((v) => v.name), admin: `${admin.address}:${admin.port}`, ...engineChoices() });
   };
 
   // This process's own persistence entries and counters, once a second, like a worker's.

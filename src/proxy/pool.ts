@@ -228,8 +228,9 @@ export class Pool implements VipRuntime {
   }
 
   async connect(clientIp: string, listenerPort: number, onread?: net.OnReadOpts, avoid?: string): Promise<{ socket: net.Socket; backend: BackendImpl }> {
-    const other = avoid === undefined ? undefined : preferenceOrder(clientIp, this.list).find((b) => b.takesNewClients && b.name !== avoid);
-    const first = other ?? this.choose(clientIp);
+    // The next server in this client's order that takes new clients and is not skipped (redispatch, retries).
+    const next = (skip: (b: BackendImpl) => boolean) => preferenceOrder(clientIp, this.list).find((b) => b.takesNewClients && !skip(b));
+    const first = (avoid === undefined ? undefined : next((b) => b.name === avoid)) ?? this.choose(clientIp);
     if (!first) throw new NoServerError(this.name);
     const tries = 1 + this.config.retries;
     let backend: BackendImpl | undefined = first;
@@ -245,7 +246,7 @@ export class Pool implements VipRuntime {
         this.hooks.log({ event: "connect-failed", vip: this.name, server: backend.name, port: backend.targetPort(listenerPort), client: clientIp, error: lastErr, attempt: attempt + 1 });
         (tried ??= []).push(backend);
         const t: BackendImpl[] = tried;
-        backend = preferenceOrder(clientIp, this.list).find((b) => b.takesNewClients && !t.includes(b));
+        backend = next((b) => t.includes(b));
       }
     }
     throw new NoServerError(this.name, `no real server answered (${tried?.length ?? 0} tried, last: ${lastErr})`);
