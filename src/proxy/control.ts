@@ -37,6 +37,19 @@ export interface ControlHooks {
   /** Persistence entries per VIP (undefined: take them from the counters snapshot). */
   persistenceEntries?(vip: string): number | undefined;
   workers(): number;
+  /** Each serving process's open client connections and accept hand-offs (balance.ts); a worker's are at
+   * most about 1 s old. */
+  processes(): ProcessLoad[];
+}
+
+export interface ProcessLoad {
+  pid: number;
+  role: "primary" | "worker";
+  openConnections: number;
+  /** New connections this process accepted and passed to another one (accept balancing). */
+  passedOn: number;
+  /** New connections another process accepted and passed here. */
+  takenOver: number;
 }
 
 const key = (vip: string, server: string) => `${vip}\u0000${server}`;
@@ -142,6 +155,7 @@ export class Control {
       startedAt: this.startedAt.toISOString(),
       uptimeSeconds: Math.floor((now - this.startedAt.getTime()) / 1000),
       workers: this.hooks.workers(),
+      processes: this.hooks.processes(),
       readOnly: this.config.admin.token === null,
       draining: this.draining,
       virtualServices: this.config.virtualServices.map((vs) => {
@@ -228,6 +242,11 @@ export class Control {
     each((v, n, s) => {
       if (s.last) lines.push(`ctera_lb_health_check_duration_seconds{${lbl(v, n)}} ${s.last.latencyMs / 1000}`);
     });
+    const procs = this.hooks.processes();
+    fam("ctera_lb_process_open_connections", "gauge", "Open client connections held by each serving process.");
+    for (const p of procs) lines.push(`ctera_lb_process_open_connections{pid="${p.pid}",role="${p.role}"} ${p.openConnections}`);
+    fam("ctera_lb_accept_handoffs_total", "counter", "New connections passed to another serving process to even out the open connections.");
+    lines.push(`ctera_lb_accept_handoffs_total ${procs.reduce((n, p) => n + p.passedOn, 0)}`);
     fam("ctera_lb_persistence_entries", "gauge", "Source-IP persistence entries of the VIP.");
     for (const vs of this.config.virtualServices) {
       const n = this.hooks.persistenceEntries?.(vs.name) ?? counters[vs.name]?.entries ?? 0;

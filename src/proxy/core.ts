@@ -45,6 +45,16 @@ export interface CoreOptions {
   bind?: (key: string, listener: Listener) => Promise<net.Server>;
   /** A listener this core bound itself (the serve primary shares it with its workers). */
   onBound?: (key: string, server: net.Server) => void;
+  /**
+   * Accept balancing (balance.ts): offered every accepted connection's handle before a socket is made of
+   * it, with this process's open connections; true = passed to a sibling process (not ours any more).
+   */
+  handOff?: (key: string, handle: unknown, open: number) => boolean;
+}
+
+/** The part of Node's listening TCP handle the hand-off hooks into: its per-connection callback. */
+interface ListenHandle {
+  onconnection: (this: ListenHandle, status: number, client?: unknown) => void;
 }
 
 /** A listening server for one listener: half-open connections allowed (TCP mode relays a FIN one way while
@@ -132,6 +142,17 @@ export class Core {
     Object.assign(server as net.Server & { allowHalfOpen: boolean; noDelay: boolean }, { allowHalfOpen: true, noDelay: true });
     const entry: ListenerEntry = { key, listener: l, vip, server, handler };
     server.on("connection", (s) => this.admit(entry, s));
+    // Accept balancing: Node's own per-connection callback runs only for the connections this process keeps.
+    const handOff = this.opts.handOff;
+    const handle = (server as unknown as { _handle?: ListenHandle })._handle;
+    if (handOff && handle && typeof handle.onconnection === "function") {
+      const accept = handle.onconnection;
+      const clients = this.clients;
+      handle.onconnection = function (status, client) {
+        if (status === 0 && client !== undefined && handOff(key, client, clients.size)) return;
+        accept.call(this, status, client);
+      };
+    }
     server.on("error", (e) => this.opts.log.write({ event: "listener-error", address: l.address, port: l.port, error: (e as Error).message }));
     if (this.draining) {
       server.close();
@@ -229,6 +250,20 @@ export class Core {
       out[name] = { counters: { ...p.counters }, servers, entries: p.persistence.size };
     }
     return out;
+  }
+
+  /**
+   * A connection another process accepted on listener `key` and passed here (accept balancing): admitted
+   * like one accepted here. False when this process has no such listener (a reload in between) or drains:
+   * the caller closes the handle.
+   */
+  adopt(key: string, handle: unknown): boolean {
+    const entry = this.listeners.get(key);
+    if (!entry || this.draining) return false;
+    (handle as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
+    const opts = { handle, allowHalfOpen: true, readable: true, writable: true } as net.SocketConstructorOpts;
+    this.admit(entry, new net.Socket(opts));
+    return true;
   }
 
   get openConnections(): number {

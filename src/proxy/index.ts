@@ -62,6 +62,7 @@ export async function startProxy(config: RuntimeConfig, opts: StartOptions = {})
     onState: (vip, server, health, admin) => core.setState(vip, server, health, admin),
     counters: () => core.snapshot(),
     workers: () => 1,
+    processes: () => [{ pid: process.pid, role: "primary", openConnections: core.openConnections, passedOn: 0, takenOver: 0 }],
   });
   try {
     await core.apply(config);

@@ -10,21 +10,32 @@ import type { PinRecord } from "./persistence";
 export type AdminState = "DRAIN" | "HALT" | null;
 export type StateMsg = { vip: string; server: string; health: Health; admin: AdminState };
 
-/** Primary → worker. A "listener" message carries the primary's listening server as its handle. */
+/** Primary → worker. A "listener" message carries the primary's listening server as its handle, a "conn"
+ * message an accepted connection's TCP handle (accept balancing, balance.ts); "load" is the primary's open
+ * connections, once a second. */
 export type ToWorker =
   | { t: "config"; config: RuntimeConfig; processes: number; states?: StateMsg[]; pins?: Record<string, PinRecord[]>; ticketKeys?: string }
   | { t: "listener"; key: string }
   | { t: "listener-failed"; key: string; error: string }
   | ({ t: "state" } & StateMsg)
   | { t: "pins"; vip: string; records: PinRecord[] }
-  | { t: "drain"; timeoutMs: number };
+  | { t: "drain"; timeoutMs: number }
+  | { t: "load"; open: number }
+  | { t: "conn"; key: string };
 
-/** Worker → primary. "hello": the worker listens for messages now (anything sent before could be lost). */
+/** Worker → primary. "hello": the worker listens for messages now (anything sent before could be lost).
+ * "conn": a connection passed to the primary (its TCP handle); "stats" carries the worker's open connections. */
 export type ToPrimary =
   | { t: "hello" }
   | { t: "ready" }
   | { t: "fatal"; error: string }
-  | { t: "stats"; counters: CountersSnapshot; pins: Record<string, PinRecord[]> };
+  | { t: "stats"; counters: CountersSnapshot; pins: Record<string, PinRecord[]>; open: number; passedOn: number; takenOver: number }
+  | { t: "conn"; key: string };
 
 /** Set in a worker's environment by the primary. */
 export const WORKER_ENV = "CTERA_LB_WORKER";
+
+/** Closes a TCP handle passed to another process (its descriptor lives on there) or one that could not be adopted. */
+export function closeHandle(handle: unknown): void {
+  (handle as { close?: () => void } | undefined)?.close?.();
+}

@@ -23,9 +23,11 @@ import { ConfigError, validateRuntimeConfig } from "../config";
 import type { RuntimeConfig } from "../config";
 import { AdminServer, startAdminServer } from "./admin/server";
 import { Control } from "./control";
+import type { ProcessLoad } from "./control";
 import { Core, CountersSnapshot } from "./core";
+import { AcceptBalance, acceptBalanceOn } from "./balance";
 import type { ToPrimary, ToWorker } from "./ipc";
-import { WORKER_ENV } from "./ipc";
+import { closeHandle, WORKER_ENV } from "./ipc";
 import { ticketKeys } from "./http/tls";
 import { JsonLog } from "./log";
 import { PeerSync } from "./peer";
@@ -97,6 +99,9 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
   const count = Math.max(1, workersOverride ?? cfg.workers ?? availableParallelism());
   const stats = new Map<ChildProcess, CountersSnapshot>();
   const live = new Set<ChildProcess>();
+  const readyWorkers = new Set<ChildProcess>();
+  /** Each worker's open connections and hand-offs, from its last "stats". */
+  const loads = new Map<ChildProcess, ProcessLoad>();
   /** The listening servers the primary's core bound, shared with every worker (and every restarted one). */
   const shared = new Map<string, Server>();
   let shuttingDown = false;
@@ -108,10 +113,17 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
     for (const w of live) if (w !== except) send(w, m);
   };
 
+  // Accept balancing (balance.ts): new connections over the slack go to the least-loaded ready worker.
+  const balance = new AcceptBalance<ChildProcess>((w, key, handle) => {
+    if (!w.connected) return false;
+    w.send({ t: "conn", key } satisfies ToWorker, handle as never, {}, () => closeHandle(handle));
+    return true;
+  });
   const core = new Core({
     log,
     sharePins: true,
     processes: count,
+    handOff: acceptBalanceOn() ? (key, handle, open) => balance.offer(key, handle, open) : undefined,
     onBound: (key, server) => {
       shared.set(key, server);
       server.once("close", () => shared.delete(key));
@@ -132,6 +144,10 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
     counters: () => sumCounters([core.snapshot(), ...stats.values()]),
     persistenceEntries: (vip) => table(vip)?.size,
     workers: () => 1 + live.size,
+    processes: () => [
+      { pid: process.pid, role: "primary", openConnections: core.openConnections, passedOn: balance.passedOn, takenOver: balance.takenOver },
+      ...loads.values(),
+    ],
   });
   control.starting = true;
   // HA pair: touched entries (this process's and the workers' batches) go to the peer; the peer's go into
@@ -183,6 +199,7 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
 
   // This process's own persistence entries and counters, once a second, like a worker's.
   const ticker = setInterval(() => {
+    if (live.size) broadcast({ t: "load", open: core.openConnections });
     for (const [vip, records] of Object.entries(core.takePins())) {
       broadcast({ t: "pins", vip, records });
       peer.offer(vip, records);
@@ -193,7 +210,7 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
   const spawnWorker = () => {
     const w = fork(WORKER_ENTRY, [], { env: { ...process.env, [WORKER_ENV]: "1" }, execArgv: workerExecArgv(), stdio: ["ignore", "inherit", "inherit", "ipc"] });
     live.add(w);
-    w.on("message", (m: ToPrimary) => {
+    w.on("message", (m: ToPrimary, handle?: unknown) => {
       switch (m.t) {
         case "hello": {
           const snapshot: Record<string, PinRecord[]> = {};
@@ -204,6 +221,7 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
           break;
         }
         case "ready":
+          readyWorkers.add(w);
           if (started) log.write({ event: "worker-ready", worker: w.pid }); // a restarted worker serves again
           readyCount++;
           markStarted();
@@ -212,8 +230,14 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
           log.write({ event: "fatal", worker: w.pid, error: m.error });
           if (!started) void shutdown(1, 0);
           break;
+        case "conn":
+          if (!core.adopt(m.key, handle)) closeHandle(handle);
+          else balance.takenOver++;
+          break;
         case "stats":
           stats.set(w, m.counters);
+          loads.set(w, { pid: w.pid ?? 0, role: "worker", openConnections: m.open, passedOn: m.passedOn, takenOver: m.takenOver });
+          if (!shuttingDown && readyWorkers.has(w)) balance.report(w, m.open);
           for (const [vip, records] of Object.entries(m.pins)) {
             core.mergePins(vip, records);
             broadcast({ t: "pins", vip, records }, w);
@@ -226,6 +250,9 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
     w.on("exit", (code, signal) => {
       live.delete(w);
       stats.delete(w);
+      readyWorkers.delete(w);
+      loads.delete(w);
+      balance.remove(w);
       if (shuttingDown) {
         if (live.size === 0) childrenGone();
         return;
@@ -290,6 +317,7 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
   const shutdown = async (code: number, timeoutMs = cfg.drainTimeoutMs) => {
     if (shuttingDown) return;
     shuttingDown = true;
+    for (const w of live) balance.remove(w);
     exitCode = code;
     control.draining = true;
     log.write({ event: "draining", timeoutMs, open: sumCounters([core.snapshot(), ...stats.values()]).total });

@@ -77,6 +77,8 @@ describe("admin API", () => {
     expect(status).toBe(200);
     expect(headers["cache-control"]).toBe("no-store");
     expect(body).toMatchObject({ version: "0.1.0", workers: 1, readOnly: false, startedAt: expect.any(String), uptimeSeconds: expect.any(Number) });
+    // One process (startProxy): it holds every open connection, nothing is passed between processes.
+    expect(body.processes).toEqual([{ pid: process.pid, role: "primary", openConnections: expect.any(Number), passedOn: 0, takenOver: 0 }]);
     const vs = body.virtualServices[0];
     expect(vs).toMatchObject({
       name: "CTERA_Portal",
@@ -108,8 +110,10 @@ describe("admin API", () => {
     expect(r.text).toMatch(/ctera_lb_bytes_total\{vip="CTERA_Portal",server="portal-1",direction="out"\} [1-9]/);
     expect(r.text).toMatch(/ctera_lb_health_check_duration_seconds\{vip="CTERA_Portal",server="portal-3"\} \d/);
     expect(r.text).toMatch(/ctera_lb_persistence_entries\{vip="CTERA_Portal"\} [1-9]/);
+    expect(r.text).toMatch(new RegExp(`^ctera_lb_process_open_connections\\{pid="${process.pid}",role="primary"\\} \\d+$`, "m"));
+    expect(r.text).toMatch(/^ctera_lb_accept_handoffs_total 0$/m);
     expect(r.text).toContain("ctera_lb_connections_current");
-    for (const line of r.text.trim().split("\n")) expect(line).toMatch(/^(# (HELP|TYPE) \w+ .+|\w+\{[^}]*\} [0-9.e+-]+)$/);
+    for (const line of r.text.trim().split("\n")) expect(line).toMatch(/^(# (HELP|TYPE) \w+ .+|\w+(\{[^}]*\})? [0-9.e+-]+)$/);
   });
 
   test("GET / serves the status page with a strict CSP and no cookies; /healthz says ok", async () => {

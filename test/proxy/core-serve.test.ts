@@ -156,6 +156,46 @@ describe("ctera-lb serve (primary + worker process)", () => {
     }
   });
 
+  test("accept balancing: a burst the primary alone accepts ends split over both processes, every session working", async () => {
+    type Proc = { pid: number; role: string; openConnections: number; passedOn: number; takenOver: number };
+    const procs = async () => (await getJson({ ...admin, path: "/api/status" })).body.processes as Proc[];
+    await sleep(1200); // both processes have reported their loads to each other
+    const worker = (await procs()).find((p) => p.role === "worker")!;
+    expect(worker).toBeDefined();
+    // The worker is stopped while 40 CTTP sessions arrive: the kernel can only give them to the primary, which
+    // passes about half to the worker; they wait in its IPC channel until it runs again.
+    process.kill(worker.pid, "SIGSTOP");
+    let sessions: Awaited<ReturnType<typeof tlsFirstLine>>[] = [];
+    try {
+      const pending = Promise.all(Array.from({ length: 40 }, (_, i) => tlsFirstLine({ host: b.vip, port: b.ports.cttp, localAddress: b.client(200 + (i % 20)), close: false, timeoutMs: 8000 })));
+      await sleep(700);
+      process.kill(worker.pid, "SIGCONT");
+      sessions = await pending;
+    } finally {
+      process.kill(worker.pid, "SIGCONT");
+    }
+    try {
+      // Both sessions of a client reach the same server, whichever process ended up with each.
+      for (let i = 0; i < 20; i++) expect(sessions[i + 20].line).toBe(sessions[i].line);
+      const split = await waitFor(async () => {
+        const p = await procs();
+        return p.reduce((n, x) => n + x.openConnections, 0) >= 40 && p.every((x) => x.openConnections > 0) ? p : undefined;
+      }, 4000, 200);
+      expect(split).toBeDefined();
+      const primary = split!.find((p) => p.role === "primary")!;
+      const w = split!.find((p) => p.role === "worker")!;
+      expect(primary.openConnections).toBeGreaterThanOrEqual(16);
+      expect(w.openConnections).toBeGreaterThanOrEqual(16);
+      expect(primary.passedOn).toBeGreaterThanOrEqual(16);
+      expect(w.takenOver).toBe(primary.passedOn);
+      const metrics = (await httpGet({ ...admin, path: "/metrics" })).text;
+      expect(metrics).toMatch(new RegExp(`^ctera_lb_process_open_connections\\{pid="${w.pid}",role="worker"\\} \\d+$`, "m"));
+      expect(metrics).toMatch(/^ctera_lb_accept_handoffs_total (\d+)$/m);
+    } finally {
+      for (const s of sessions) s.socket.destroy();
+    }
+  });
+
   test("a client moved by a failover stays on its new server in every worker after its old server returns", async () => {
     const ips = Array.from({ length: 30 }, (_, i) => b.client(100 + i));
     const before = new Map<string, string>();
