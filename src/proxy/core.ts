@@ -7,6 +7,7 @@ import * as net from "node:net";
 import type { Listener, RuntimeConfig, VirtualService } from "../config";
 import type { Health } from "./health";
 import { HANDLERS } from "./handlers";
+import { closeIdleServerConnections } from "./http";
 import type { JsonLog } from "./log";
 import type { PinRecord } from "./persistence";
 import { Counters, Pool } from "./pool";
@@ -305,7 +306,11 @@ export class Core {
       clearTimeout(q.timer);
       q.socket.destroy();
     }
-    for (const p of this.pools.values()) p.close();
+    for (const p of this.pools.values()) {
+      // Idle keep-alive connections to the servers go too: a closed proxy leaves no socket open behind it.
+      if (p.config.mode === "http") closeIdleServerConnections(p);
+      p.close();
+    }
   }
 
   get currentConfig(): RuntimeConfig | undefined {

@@ -18,6 +18,8 @@ const client = (n: number) => `127.0.129.${n}`;
 interface Origin {
   name: string;
   server: http.Server;
+  /** Every connection the origin accepted (close() resets them all, also ones a test handles itself). */
+  sockets: Set<import("node:net").Socket>;
   held: http.ServerResponse[];
   seen: string[];
   close(): Promise<void>;
@@ -25,8 +27,8 @@ interface Origin {
 
 /** An origin that answers JSON naming itself; a holding one never answers /hold. */
 async function origin(name: string, address: string, holds: boolean): Promise<Origin> {
-  const o: Origin = { name, server: http.createServer(), held: [], seen: [], close: async () => undefined };
   const sockets = new Set<import("node:net").Socket>();
+  const o: Origin = { name, server: http.createServer(), sockets, held: [], seen: [], close: async () => undefined };
   o.server.on("connection", (s) => (sockets.add(s), s.on("close", () => sockets.delete(s))));
   o.server.on("request", (req, res) => {
     req.resume();
@@ -118,12 +120,14 @@ test("a GET whose second try meets the dying server again (accepted, then reset)
   let resetConns = 0;
   origins[0].server.removeAllListeners("request");
   origins[0].server.removeAllListeners("connection");
-  origins[0].server.on("connection", (s: import("node:net").Socket) =>
+  origins[0].server.on("connection", (s: import("node:net").Socket) => {
+    origins[0].sockets.add(s);
+    s.on("close", () => origins[0].sockets.delete(s));
     s.once("data", () => {
       resetConns++;
       s.resetAndDestroy();
-    }),
-  );
+    });
+  });
   for (const res of origins[0].held) res.socket?.resetAndDestroy();
   const res = await c.response();
   expect(res.status).toBe(200);
@@ -132,4 +136,16 @@ test("a GET whose second try meets the dying server again (accepted, then reset)
   expect(origins[1].seen).toEqual(["GET /hold"]); // the third went to portal-2, once
   expect(proxy.pinned("WEB", from)).toBe("portal-2");
   c.close();
+});
+
+test("closing the proxy closes its idle keep-alive connections to the servers (no socket left behind)", async () => {
+  const c = await new RawClient(PORT, VIP, clientOn("portal-2")).connected();
+  c.send("GET /a HTTP/1.1\r\nHost: portal.example\r\n\r\n");
+  expect(json(await c.response()).server).toBe("portal-2");
+  c.close();
+  // The proxy keeps its server connection for the next request: the origin still has it open.
+  await new Promise((r) => setTimeout(r, 100));
+  expect(origins[1].sockets.size).toBe(1);
+  await proxy.close();
+  await waitFor(() => origins[1].sockets.size === 0, 3000, "the origin's connections to close");
 });
