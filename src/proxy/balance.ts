@@ -19,6 +19,32 @@ export function balanceSlack(mine: number): number {
   return 2 + (mine >> 4);
 }
 
+/** The end of an IPC channel a connection is passed through: a worker's ChildProcess, or `process` in a worker. */
+export interface ConnChannel {
+  readonly connected: boolean;
+  send?(message: { t: "conn"; key: string }, handle: never, options: object, callback: () => void): boolean;
+}
+
+/** This process's counts, as /api/status shows them (ProcessLoad without pid and role). */
+export interface BalanceCounts {
+  openConnections: number;
+  passedOn: number;
+  takenOver: number;
+}
+
+/** Closes a TCP handle passed to another process (its descriptor lives on there) or one that could not be adopted. */
+function closeHandle(handle: unknown): void {
+  (handle as { close?: () => void } | undefined)?.close?.();
+}
+
+/** Sends an accepted connection's handle to the process at the other end of `channel`, then closes this
+ * process's copy; false when the channel is gone (the connection stays here). */
+export function passConnection(channel: ConnChannel, key: string, handle: unknown): boolean {
+  if (!channel.connected || !channel.send) return false;
+  channel.send({ t: "conn", key }, handle as never, {}, () => closeHandle(handle));
+  return true;
+}
+
 export class AcceptBalance<P> {
   /** Each sibling's open connections: its last report plus what was passed to it since. */
   private readonly loads = new Map<P, number>();
@@ -27,6 +53,21 @@ export class AcceptBalance<P> {
 
   /** `pass` sends the handle to the peer, false when it cannot (the peer's channel is gone). */
   constructor(private readonly pass: (peer: P, key: string, handle: unknown) => boolean) {}
+
+  /** The hook for CoreOptions.handOff, or undefined when `CTERA_LB_ACCEPT_BALANCE=off`. */
+  hook(): ((key: string, handle: unknown, open: number) => boolean) | undefined {
+    return acceptBalanceOn() ? (key, handle, open) => this.offer(key, handle, open) : undefined;
+  }
+
+  /** A connection a sibling passed here: admitted by this process's core, or closed when it cannot be. */
+  takeOver(core: { adopt(key: string, handle: unknown): boolean } | undefined, key: string, handle: unknown): void {
+    if (core?.adopt(key, handle)) this.takenOver++;
+    else closeHandle(handle);
+  }
+
+  counts(openConnections: number): BalanceCounts {
+    return { openConnections, passedOn: this.passedOn, takenOver: this.takenOver };
+  }
 
   /** A sibling's own count of its open connections (it replaces the estimate). */
   report(peer: P, open: number): void {

@@ -308,7 +308,7 @@ export class Core {
     }
     for (const p of this.pools.values()) {
       // Idle keep-alive connections to the servers go too: a closed proxy leaves no socket open behind it.
-      if (p.config.mode === "http") closeIdleServerConnections(p);
+      closeIdleServerConnections(p);
       p.close();
     }
   }

@@ -3,6 +3,7 @@
  * Types only: the worker entry imports nothing of the control plane.
  */
 import type { RuntimeConfig } from "../config";
+import type { BalanceCounts } from "./balance";
 import type { CountersSnapshot } from "./core";
 import type { Health } from "./health";
 import type { PinRecord } from "./persistence";
@@ -29,13 +30,8 @@ export type ToPrimary =
   | { t: "hello" }
   | { t: "ready" }
   | { t: "fatal"; error: string }
-  | { t: "stats"; counters: CountersSnapshot; pins: Record<string, PinRecord[]>; open: number; passedOn: number; takenOver: number }
+  | { t: "stats"; counters: CountersSnapshot; pins: Record<string, PinRecord[]>; load: BalanceCounts }
   | { t: "conn"; key: string };
 
 /** Set in a worker's environment by the primary. */
 export const WORKER_ENV = "CTERA_LB_WORKER";
-
-/** Closes a TCP handle passed to another process (its descriptor lives on there) or one that could not be adopted. */
-export function closeHandle(handle: unknown): void {
-  (handle as { close?: () => void } | undefined)?.close?.();
-}

@@ -25,9 +25,9 @@ import { AdminServer, startAdminServer } from "./admin/server";
 import { Control } from "./control";
 import type { ProcessLoad } from "./control";
 import { Core, CountersSnapshot } from "./core";
-import { AcceptBalance, acceptBalanceOn } from "./balance";
+import { AcceptBalance, passConnection } from "./balance";
 import type { ToPrimary, ToWorker } from "./ipc";
-import { closeHandle, WORKER_ENV } from "./ipc";
+import { WORKER_ENV } from "./ipc";
 import { ticketKeys } from "./http/tls";
 import { JsonLog } from "./log";
 import { PeerSync } from "./peer";
@@ -97,11 +97,11 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
   let cfg = initial;
   const log = new JsonLog((s) => process.stdout.write(s), { pid: process.pid, role: "primary" });
   const count = Math.max(1, workersOverride ?? cfg.workers ?? availableParallelism());
-  const stats = new Map<ChildProcess, CountersSnapshot>();
+  /** Each worker's last "stats": its counters, and its open connections and hand-offs. */
+  const stats = new Map<ChildProcess, { counters: CountersSnapshot; load: ProcessLoad }>();
+  const allCounters = () => sumCounters([core.snapshot(), ...[...stats.values()].map((s) => s.counters)]);
   const live = new Set<ChildProcess>();
   const readyWorkers = new Set<ChildProcess>();
-  /** Each worker's open connections and hand-offs, from its last "stats". */
-  const loads = new Map<ChildProcess, ProcessLoad>();
   /** The listening servers the primary's core bound, shared with every worker (and every restarted one). */
   const shared = new Map<string, Server>();
   let shuttingDown = false;
@@ -114,16 +114,12 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
   };
 
   // Accept balancing (balance.ts): new connections over the slack go to the least-loaded ready worker.
-  const balance = new AcceptBalance<ChildProcess>((w, key, handle) => {
-    if (!w.connected) return false;
-    w.send({ t: "conn", key } satisfies ToWorker, handle as never, {}, () => closeHandle(handle));
-    return true;
-  });
+  const balance = new AcceptBalance<ChildProcess>((w, key, handle) => passConnection(w, key, handle));
   const core = new Core({
     log,
     sharePins: true,
     processes: count,
-    handOff: acceptBalanceOn() ? (key, handle, open) => balance.offer(key, handle, open) : undefined,
+    handOff: balance.hook(),
     onBound: (key, server) => {
       shared.set(key, server);
       server.once("close", () => shared.delete(key));
@@ -141,13 +137,10 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
       core.setState(vip, server, health, admin);
       broadcast({ t: "state", vip, server, health, admin });
     },
-    counters: () => sumCounters([core.snapshot(), ...stats.values()]),
+    counters: allCounters,
     persistenceEntries: (vip) => table(vip)?.size,
     workers: () => 1 + live.size,
-    processes: () => [
-      { pid: process.pid, role: "primary", openConnections: core.openConnections, passedOn: balance.passedOn, takenOver: balance.takenOver },
-      ...loads.values(),
-    ],
+    processes: () => [{ pid: process.pid, role: "primary", ...balance.counts(core.openConnections) }, ...[...stats.values()].map((s) => s.load)],
   });
   control.starting = true;
   // HA pair: touched entries (this process's and the workers' batches) go to the peer; the peer's go into
@@ -231,13 +224,11 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
           if (!started) void shutdown(1, 0);
           break;
         case "conn":
-          if (!core.adopt(m.key, handle)) closeHandle(handle);
-          else balance.takenOver++;
+          balance.takeOver(core, m.key, handle);
           break;
         case "stats":
-          stats.set(w, m.counters);
-          loads.set(w, { pid: w.pid ?? 0, role: "worker", openConnections: m.open, passedOn: m.passedOn, takenOver: m.takenOver });
-          if (!shuttingDown && readyWorkers.has(w)) balance.report(w, m.open);
+          stats.set(w, { counters: m.counters, load: { pid: w.pid ?? 0, role: "worker", ...m.load } });
+          if (!shuttingDown && readyWorkers.has(w)) balance.report(w, m.load.openConnections);
           for (const [vip, records] of Object.entries(m.pins)) {
             core.mergePins(vip, records);
             broadcast({ t: "pins", vip, records }, w);
@@ -251,7 +242,6 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
       live.delete(w);
       stats.delete(w);
       readyWorkers.delete(w);
-      loads.delete(w);
       balance.remove(w);
       if (shuttingDown) {
         if (live.size === 0) childrenGone();
@@ -320,7 +310,7 @@ async function runPrimary(file: string, initial: RuntimeConfig, workersOverride?
     for (const w of live) balance.remove(w);
     exitCode = code;
     control.draining = true;
-    log.write({ event: "draining", timeoutMs, open: sumCounters([core.snapshot(), ...stats.values()]).total });
+    log.write({ event: "draining", timeoutMs, open: allCounters().total });
     if (live.size === 0) childrenGone();
     broadcast({ t: "drain", timeoutMs });
     const hard = setTimeout(() => {

@@ -6,9 +6,8 @@
  * its counters and touched persistence entries once a second. It exits when the primary goes away.
  */
 import type { Server } from "node:net";
-import { AcceptBalance, acceptBalanceOn } from "./balance";
+import { AcceptBalance, passConnection } from "./balance";
 import { Core } from "./core";
-import { closeHandle } from "./ipc";
 import type { ToPrimary, ToWorker } from "./ipc";
 import { setTicketKeys } from "./http/tls";
 import { JsonLog } from "./log";
@@ -37,16 +36,10 @@ export function runWorker(): Promise<number> {
   };
 
   // Accept balancing with the primary (this worker's only channel): over the slack, new connections go there.
-  const balance = new AcceptBalance<"primary">((_, key, handle) => {
-    if (!process.connected) return false;
-    process.send!({ t: "conn", key } satisfies ToPrimary, handle as never, {}, () => closeHandle(handle));
-    return true;
-  });
-  const load = (open: number) => ({ open, passedOn: balance.passedOn, takenOver: balance.takenOver });
-  const handOff = acceptBalanceOn() ? (key: string, handle: unknown, open: number) => balance.offer(key, handle, open) : undefined;
+  const balance = new AcceptBalance<"primary">((_, key, handle) => passConnection(process, key, handle));
 
   const ticker = setInterval(() => {
-    if (core) toPrimary({ t: "stats", counters: core.snapshot(), pins: core.takePins(), ...load(core.openConnections) });
+    if (core) toPrimary({ t: "stats", counters: core.snapshot(), pins: core.takePins(), load: balance.counts(core.openConnections) });
   }, 1000);
 
   return new Promise<number>((resolve) => {
@@ -78,7 +71,7 @@ export function runWorker(): Promise<number> {
         case "config": {
           // The primary's session-ticket keys, before any TLS context is built: resumption works across processes.
           if (m.ticketKeys) setTicketKeys(Buffer.from(m.ticketKeys, "base64"));
-          core ??= new Core({ log, sharePins: true, processes: m.processes, bind, handOff });
+          core ??= new Core({ log, sharePins: true, processes: m.processes, bind, handOff: balance.hook() });
           const c = core;
           const applied = c.apply(m.config);
           // The pools exist as soon as apply() starts; take the snapshot now, so that a "state" message that
@@ -103,8 +96,7 @@ export function runWorker(): Promise<number> {
           balance.report("primary", m.open);
           break;
         case "conn":
-          if (!core?.adopt(m.key, handle)) closeHandle(handle);
-          else balance.takenOver++;
+          balance.takeOver(core, m.key, handle);
           break;
         case "state":
           core?.setState(m.vip, m.server, m.health, m.admin);
@@ -115,7 +107,7 @@ export function runWorker(): Promise<number> {
         case "drain":
           if (!core) return exit(0);
           void core.drain(m.timeoutMs).then(() => {
-            toPrimary({ t: "stats", counters: core!.snapshot(), pins: {}, ...load(0) });
+            toPrimary({ t: "stats", counters: core!.snapshot(), pins: {}, load: balance.counts(0) });
             exit(0);
           });
           break;

@@ -8,7 +8,7 @@
 import type { Socket } from "node:net";
 import type { HandlerFactory } from "../contract";
 import { ClientConn, type ListenerContext } from "./connection";
-import { poolFor } from "./pool";
+import { clearPool, poolFor } from "./pool";
 import type { VipRuntime } from "../contract";
 import { buildSecureContext, wrapServerSocket } from "./tls";
 
@@ -58,7 +58,8 @@ export const createHttpHandler: HandlerFactory = (listener, vip) => {
   };
 };
 
-/** Closes the idle pooled server connections of a VIP (shutdown, tests); busy ones close with their clients. */
+/** Closes the idle pooled server connections of a VIP (shutdown, tests); busy ones close with their clients. A VIP
+ * without HTTP listeners has none. */
 export function closeIdleServerConnections(vip: VipRuntime): void {
-  poolFor(vip).clear();
+  clearPool(vip);
 }

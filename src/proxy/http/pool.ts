@@ -233,6 +233,11 @@ export class ServerPool {
 
 const pools = new WeakMap<VipRuntime, ServerPool>();
 
+/** Closes the idle connections of a VIP's pool, if it has one. */
+export function clearPool(vip: VipRuntime): void {
+  pools.get(vip)?.clear();
+}
+
 /** One pool per VIP runtime, shared by all its listeners (80 and 443 both reach the servers' 80). */
 export function poolFor(vip: VipRuntime): ServerPool {
   let p = pools.get(vip);
