@@ -10,7 +10,7 @@ import * as tls from "node:tls";
 import { selfSignedCert } from "../../src/sim/portal";
 import { randomBytes } from "node:crypto";
 import { createHttpHandler } from "../../src/proxy/http";
-import { renewTicketsOnResumption, setTicketKeys, ticketKeys, tlsTicketRenewal } from "../../src/proxy/http/tls";
+import { renewTicketsOnResumption, setTicketKeys, ticketIv, ticketKeys, tlsTicketRenewal } from "../../src/proxy/http/tls";
 import { FakeBackend, FakeVip, listenEngine, RawClient, startOrigin, json, waitFor, type Origin } from "./http-fake-vip";
 
 const VIP = "127.0.23.10";
@@ -150,6 +150,16 @@ describe("HTTP engine: TLS termination", () => {
   test("the ticket-key callback is found on this Node (a Node release without it fails here, the proxy keeps Node's own tickets)", () => {
     expect(tlsTicketRenewal()).toBe(true);
     expect(renewTicketsOnResumption(tls.createSecureContext({}), randomBytes(48))).toBe(true);
+  });
+
+  test("ticket IVs are 16 bytes and never repeat, also across the random blocks they are cut from", () => {
+    const seen = new Set<string>();
+    for (let n = 0; n < 600; n++) {
+      const iv = ticketIv();
+      expect(iv.length).toBe(16);
+      seen.add(iv.toString("hex"));
+    }
+    expect(seen.size).toBe(600);
   });
 
   test("without the renewal (CTERA_LB_TLS_TICKET_RENEW=off: Node's own ticket handling) a TLS 1.3 resumption brings no new ticket", async () => {
