@@ -7,7 +7,7 @@ import * as net from "node:net";
 import type { Listener, RuntimeConfig, VirtualService } from "../config";
 import type { Health } from "./health";
 import { HANDLERS } from "./handlers";
-import { closeIdleServerConnections } from "./http";
+import { closeIdleServerConnections, pruneIdleServerConnections } from "./http";
 import type { JsonLog } from "./log";
 import type { PinRecord } from "./persistence";
 import { Counters, Pool } from "./pool";
@@ -95,12 +95,15 @@ export class Core {
     for (const vs of config.virtualServices) {
       names.add(vs.name);
       const pool = this.pools.get(vs.name);
-      if (pool) pool.apply(vs);
-      else this.pools.set(vs.name, new Pool(vs, { log }, this.opts.sharePins ?? false));
+      if (pool) {
+        pool.apply(vs);
+        pruneIdleServerConnections(pool, pool.list);
+      } else this.pools.set(vs.name, new Pool(vs, { log }, this.opts.sharePins ?? false));
       if (!this.slots.has(vs.name)) this.slots.set(vs.name, { active: 0, queue: [] });
     }
     for (const [name, pool] of this.pools) {
       if (!names.has(name)) {
+        closeIdleServerConnections(pool);
         pool.close();
         this.pools.delete(name);
       }

@@ -51,10 +51,11 @@ async function origin(name: string, address: string, holds: boolean): Promise<Or
 
 let origins: Origin[];
 let proxy: ProxyHandle;
+let config: ReturnType<typeof validateRuntimeConfig>;
 
 beforeEach(async () => {
   origins = await Promise.all(SERVERS.map((a, i) => origin(`portal-${i + 1}`, a, i === 0)));
-  const cfg = validateRuntimeConfig({
+  const cfg = (config = validateRuntimeConfig({
     version: 1,
     virtualServices: [
       {
@@ -68,7 +69,7 @@ beforeEach(async () => {
       },
     ],
     admin: { address: "127.0.29.1", port: 19129 },
-  });
+  }));
   proxy = await startProxy(cfg, { log: (l) => void (process.env.DEBUG_RESEND && process.stderr.write(l)), admin: false });
 });
 
@@ -148,4 +149,51 @@ test("closing the proxy closes its idle keep-alive connections to the servers (n
   expect(origins[1].sockets.size).toBe(1);
   await proxy.close();
   await waitFor(() => origins[1].sockets.size === 0, 3000, "the origin's connections to close");
+});
+
+/** One request from a client placed on `server`; the proxy then keeps that server connection idle in its pool. */
+async function poolOne(server: string): Promise<void> {
+  const c = await new RawClient(PORT, VIP, clientOn(server)).connected();
+  c.send("GET /a HTTP/1.1\r\nHost: portal.example\r\n\r\n");
+  expect(json(await c.response()).server).toBe(server);
+  c.close();
+}
+
+test("a reload that removes a server closes the idle keep-alive connections to it at once; the other server keeps its", async () => {
+  await poolOne("portal-1");
+  await poolOne("portal-2");
+  await new Promise((r) => setTimeout(r, 100));
+  expect(origins.map((o) => o.sockets.size)).toEqual([1, 1]);
+  const next = JSON.parse(JSON.stringify(config));
+  next.virtualServices[0].realServers = next.virtualServices[0].realServers.filter((s: { name: string }) => s.name !== "portal-2");
+  await proxy.reload(next);
+  // Without the prune the pooled connection would stay until its 30 s idle timeout.
+  await waitFor(() => origins[1].sockets.size === 0, 3000, "the removed server's idle connection to close");
+  expect(origins[0].sockets.size).toBe(1);
+});
+
+test("a reload that removes the VIP closes its idle keep-alive connections to the servers", async () => {
+  await poolOne("portal-2");
+  await new Promise((r) => setTimeout(r, 100));
+  expect(origins[1].sockets.size).toBe(1);
+  const next = JSON.parse(JSON.stringify(config));
+  next.virtualServices[0].name = "WEB-NEXT";
+  next.virtualServices[0].listeners = [{ address: VIP, port: PORT + 1 }];
+  await proxy.reload(next);
+  await waitFor(() => origins[1].sockets.size === 0, 3000, "the removed VIP's idle connection to close");
+});
+
+test("a connection busy with a response when a reload removes its server is closed when the response ends, not pooled", async () => {
+  const c = await new RawClient(PORT, VIP, clientOn("portal-1")).connected();
+  c.send("GET /hold HTTP/1.1\r\nHost: portal.example\r\n\r\n");
+  await waitFor(() => origins[0].held.length === 1);
+  const next = JSON.parse(JSON.stringify(config));
+  next.virtualServices[0].realServers = next.virtualServices[0].realServers.filter((s: { name: string }) => s.name !== "portal-1");
+  await proxy.reload(next);
+  const body = JSON.stringify({ server: "portal-1", method: "GET", url: "/hold" });
+  origins[0].held[0].writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+  origins[0].held[0].end(body);
+  expect(json(await c.response()).server).toBe("portal-1");
+  c.close();
+  await waitFor(() => origins[0].sockets.size === 0, 3000, "the removed server's connection to close after its response");
 });

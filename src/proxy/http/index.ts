@@ -8,8 +8,8 @@
 import type { Socket } from "node:net";
 import type { HandlerFactory } from "../contract";
 import { ClientConn, type ListenerContext } from "./connection";
-import { clearPool, poolFor } from "./pool";
-import type { VipRuntime } from "../contract";
+import { backendKey, clearPool, poolFor, retainPool } from "./pool";
+import type { Backend, VipRuntime } from "../contract";
 import { buildSecureContext, wrapServerSocket } from "./tls";
 
 export const createHttpHandler: HandlerFactory = (listener, vip) => {
@@ -62,4 +62,12 @@ export const createHttpHandler: HandlerFactory = (listener, vip) => {
  * without HTTP listeners has none. */
 export function closeIdleServerConnections(vip: VipRuntime): void {
   clearPool(vip);
+}
+
+/** After a reload: idle pooled connections to servers the VIP no longer has — removed, moved to another
+ * address, or reached on another port (port translation) — close now instead of at their idle timeout. */
+export function pruneIdleServerConnections(vip: VipRuntime, backends: readonly Backend[]): void {
+  const keys = new Set<string>();
+  for (const b of backends) for (const l of vip.config.listeners) keys.add(backendKey(b, b.targetPort(l.port)));
+  retainPool(vip, keys);
 }

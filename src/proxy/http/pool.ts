@@ -179,6 +179,8 @@ export function backendKey(b: Backend, port: number): string {
 
 export class ServerPool {
   private readonly idle = new Map<string, ServerConn[]>();
+  /** The backend keys of the VIP's servers as of the last reload (retain); undefined before any. */
+  private current: ReadonlySet<string> | undefined;
 
   take(key: string, now: number): ServerConn | undefined {
     const list = this.idle.get(key);
@@ -196,7 +198,7 @@ export class ServerPool {
   }
 
   put(sc: ServerConn, now: number): void {
-    if (!sc.usable || sc.backend.state === "DOWN" || sc.backend.state === "HALT") {
+    if (!sc.usable || sc.backend.state === "DOWN" || sc.backend.state === "HALT" || (this.current && !this.current.has(sc.key))) {
       sc.socket.destroy();
       return;
     }
@@ -225,6 +227,17 @@ export class ServerPool {
     return n;
   }
 
+  /** Closes the idle connections whose backend key is not in `keys` (a reload removed or moved the server);
+   * a busy one to such a server is closed when it is released instead of pooled. */
+  retain(keys: ReadonlySet<string>): void {
+    this.current = keys;
+    for (const [key, l] of this.idle) {
+      if (keys.has(key)) continue;
+      this.idle.delete(key);
+      for (const sc of l) sc.socket.destroy();
+    }
+  }
+
   /** Closes every idle connection (shutdown). */
   clear(): void {
     for (const l of this.idle.values()) for (const sc of l.splice(0)) sc.socket.destroy();
@@ -236,6 +249,12 @@ const pools = new WeakMap<VipRuntime, ServerPool>();
 /** Closes the idle connections of a VIP's pool, if it has one. */
 export function clearPool(vip: VipRuntime): void {
   pools.get(vip)?.clear();
+}
+
+/** After a reload: the idle connections of a VIP's pool to servers it no longer has at that address and port
+ * (removed, moved, port translation changed) close now instead of at their idle timeout. */
+export function retainPool(vip: VipRuntime, keys: ReadonlySet<string>): void {
+  pools.get(vip)?.retain(keys);
 }
 
 /** One pool per VIP runtime, shared by all its listeners (80 and 443 both reach the servers' 80). */
