@@ -103,7 +103,7 @@ export class Core {
     }
     for (const [name, pool] of this.pools) {
       if (!names.has(name)) {
-        closeIdleServerConnections(pool);
+        pruneIdleServerConnections(pool, []); // none of its servers stays: idle connections close now, busy ones when released
         pool.close();
         this.pools.delete(name);
       }

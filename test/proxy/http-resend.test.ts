@@ -183,17 +183,29 @@ test("a reload that removes the VIP closes its idle keep-alive connections to th
   await waitFor(() => origins[1].sockets.size === 0, 3000, "the removed VIP's idle connection to close");
 });
 
-test("a connection busy with a response when a reload removes its server is closed when the response ends, not pooled", async () => {
+/** A request held by portal-1 while `change` is reloaded; then answered: its connection must close, not be pooled. */
+async function busyAcrossReload(change: (vs: { name: string; listeners: unknown[]; realServers: { name: string }[] }) => void): Promise<void> {
   const c = await new RawClient(PORT, VIP, clientOn("portal-1")).connected();
   c.send("GET /hold HTTP/1.1\r\nHost: portal.example\r\n\r\n");
   await waitFor(() => origins[0].held.length === 1);
   const next = JSON.parse(JSON.stringify(config));
-  next.virtualServices[0].realServers = next.virtualServices[0].realServers.filter((s: { name: string }) => s.name !== "portal-1");
+  change(next.virtualServices[0]);
   await proxy.reload(next);
   const body = JSON.stringify({ server: "portal-1", method: "GET", url: "/hold" });
   origins[0].held[0].writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
   origins[0].held[0].end(body);
   expect(json(await c.response()).server).toBe("portal-1");
   c.close();
-  await waitFor(() => origins[0].sockets.size === 0, 3000, "the removed server's connection to close after its response");
+  await waitFor(() => origins[0].sockets.size === 0, 3000, "the connection to close after its response");
+}
+
+test("a connection busy with a response when a reload removes its server is closed when the response ends, not pooled", async () => {
+  await busyAcrossReload((vs) => (vs.realServers = vs.realServers.filter((s) => s.name !== "portal-1")));
+});
+
+test("a connection busy with a response when a reload removes its VIP is closed when the response ends, not pooled", async () => {
+  await busyAcrossReload((vs) => {
+    vs.name = "WEB-NEXT";
+    vs.listeners = [{ address: VIP, port: PORT + 1 }];
+  });
 });
