@@ -183,6 +183,17 @@ test("a reload that removes the VIP closes its idle keep-alive connections to th
   await waitFor(() => origins[1].sockets.size === 0, 3000, "the removed VIP's idle connection to close");
 });
 
+test("a reload that turns the VIP to TCP mode closes its idle HTTP keep-alive connections to the servers", async () => {
+  await poolOne("portal-2");
+  await new Promise((r) => setTimeout(r, 100));
+  expect(origins[1].sockets.size).toBe(1);
+  const next = JSON.parse(JSON.stringify(config));
+  next.virtualServices[0].mode = "tcp";
+  next.virtualServices[0].clientIp = "none";
+  await proxy.reload(next);
+  await waitFor(() => origins[1].sockets.size === 0, 3000, "the idle HTTP connection to close");
+});
+
 /** A request held by portal-1 while `change` is reloaded; then answered: its connection must close, not be pooled. */
 async function busyAcrossReload(change: (vs: { name: string; listeners: unknown[]; realServers: { name: string }[] }) => void): Promise<void> {
   const c = await new RawClient(PORT, VIP, clientOn("portal-1")).connected();
