@@ -172,30 +172,36 @@ test("a reload that removes a server closes the idle keep-alive connections to i
   expect(origins[0].sockets.size).toBe(1);
 });
 
-test("a reload that removes the VIP closes its idle keep-alive connections to the servers", async () => {
+/** VIP config as reloaded after `change`. */
+type VsChange = (vs: { name: string; mode: string; clientIp: string; listeners: unknown[]; realServers: { name: string }[] }) => void;
+
+/** portal-2's idle pooled connection must close once `change` is reloaded. */
+async function idleAcrossReload(change: VsChange): Promise<void> {
   await poolOne("portal-2");
   await new Promise((r) => setTimeout(r, 100));
   expect(origins[1].sockets.size).toBe(1);
   const next = JSON.parse(JSON.stringify(config));
-  next.virtualServices[0].name = "WEB-NEXT";
-  next.virtualServices[0].listeners = [{ address: VIP, port: PORT + 1 }];
+  change(next.virtualServices[0]);
   await proxy.reload(next);
-  await waitFor(() => origins[1].sockets.size === 0, 3000, "the removed VIP's idle connection to close");
+  await waitFor(() => origins[1].sockets.size === 0, 3000, "the idle connection to close");
+}
+
+test("a reload that removes the VIP closes its idle keep-alive connections to the servers", async () => {
+  await idleAcrossReload((vs) => {
+    vs.name = "WEB-NEXT";
+    vs.listeners = [{ address: VIP, port: PORT + 1 }];
+  });
 });
 
 test("a reload that turns the VIP to TCP mode closes its idle HTTP keep-alive connections to the servers", async () => {
-  await poolOne("portal-2");
-  await new Promise((r) => setTimeout(r, 100));
-  expect(origins[1].sockets.size).toBe(1);
-  const next = JSON.parse(JSON.stringify(config));
-  next.virtualServices[0].mode = "tcp";
-  next.virtualServices[0].clientIp = "none";
-  await proxy.reload(next);
-  await waitFor(() => origins[1].sockets.size === 0, 3000, "the idle HTTP connection to close");
+  await idleAcrossReload((vs) => {
+    vs.mode = "tcp";
+    vs.clientIp = "none";
+  });
 });
 
 /** A request held by portal-1 while `change` is reloaded; then answered: its connection must close, not be pooled. */
-async function busyAcrossReload(change: (vs: { name: string; listeners: unknown[]; realServers: { name: string }[] }) => void): Promise<void> {
+async function busyAcrossReload(change: VsChange): Promise<void> {
   const c = await new RawClient(PORT, VIP, clientOn("portal-1")).connected();
   c.send("GET /hold HTTP/1.1\r\nHost: portal.example\r\n\r\n");
   await waitFor(() => origins[0].held.length === 1);
