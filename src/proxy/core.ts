@@ -97,8 +97,7 @@ export class Core {
       const pool = this.pools.get(vs.name);
       if (pool) {
         pool.apply(vs);
-        // A VIP that left http mode keeps none of its HTTP keep-alive connections.
-        pruneIdleServerConnections(pool, vs.mode === "http" ? pool.list : []);
+        pruneIdleServerConnections(pool, pool.list);
       } else this.pools.set(vs.name, new Pool(vs, { log }, this.opts.sharePins ?? false));
       if (!this.slots.has(vs.name)) this.slots.set(vs.name, { active: 0, queue: [] });
     }

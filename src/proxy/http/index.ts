@@ -64,10 +64,11 @@ export function closeIdleServerConnections(vip: VipRuntime): void {
   clearPool(vip);
 }
 
-/** After a reload: idle pooled connections to servers the VIP no longer has — removed, moved to another
- * address, or reached on another port (port translation) — close now instead of at their idle timeout. */
+/** After a reload (`vip.config` is the new one): idle pooled connections to servers the VIP no longer has —
+ * removed, moved to another address, or reached on another port (port translation) — close now instead of at
+ * their idle timeout, busy ones when released. A VIP that left http mode keeps none. */
 export function pruneIdleServerConnections(vip: VipRuntime, backends: readonly Backend[]): void {
   const keys = new Set<string>();
-  for (const b of backends) for (const l of vip.config.listeners) keys.add(backendKey(b, b.targetPort(l.port)));
+  if (vip.config.mode === "http") for (const b of backends) for (const l of vip.config.listeners) keys.add(backendKey(b, b.targetPort(l.port)));
   retainPool(vip, keys);
 }
