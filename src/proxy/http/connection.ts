@@ -656,8 +656,18 @@ export class ClientConn implements HasDeadline, ServerOwner {
     let out = resp.edits ? applyEdits(s, resp.edits) : s;
     if (closing) out = withConnectionClose(out);
     if (addHsts) out = out.slice(0, out.length - 2) + ctx.hstsLine + "\r\n";
-    this.writeClient(out);
-    if (bodyEnd > end) this.writeClient(buf.subarray(end, bodyEnd));
+    if (bodyEnd === end) {
+      this.writeClient(out);
+      return;
+    }
+    // The rewritten head and a small body part in one buffer: one write, and on a TLS connection one record
+    // (two writes were two records in two TCP segments, and the client woke up for each).
+    const inline = bodyEnd - end <= SMALL_COPY ? bodyEnd : end;
+    const b = Buffer.allocUnsafe(out.length + inline - end);
+    b.write(out, 0, "latin1");
+    buf.copy(b, out.length, end, inline);
+    this.writeClient(b);
+    if (bodyEnd > inline) this.writeClient(buf.subarray(inline, bodyEnd));
   }
 
   private startTunnel(rest: Buffer | null): void {
