@@ -86,7 +86,7 @@ describe("ctera-lb serve (primary + worker process)", () => {
   });
 
   test("says which TCP relay it runs: the handles on this Node", () => {
-    expect(lines(s).find((l) => l.event === "started")).toMatchObject({ workers: 2, tcpRelay: "handles", tlsTicketRenewal: true });
+    expect(lines(s).find((l) => l.event === "started")).toMatchObject({ workers: 2, tcpRelay: "handles", tlsEngine: "handles", tlsTicketRenewal: true });
   });
 
   afterAll(async () => {

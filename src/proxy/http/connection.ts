@@ -6,7 +6,6 @@
  * One request is in flight at a time; bytes of a pipelined next request wait (bounded) until the response is
  * complete. The server connection stays attached between requests while the client stays on that backend.
  */
-import type { Socket } from "node:net";
 import type { Listener } from "../../config";
 import { NoServerError, type Backend, type SessionHandle, type VipRuntime } from "../contract";
 import { watch, unwatch, type HasDeadline } from "./deadlines";
@@ -16,6 +15,7 @@ import { Body, applyEdits, isHttpError, parseRequestHead, parseResponseHead, rew
 import type { RequestHead, ResponseHead, ResponseOptions } from "./parse";
 import { giveBuf, takeBuf } from "../buffers";
 import { ServerConn, ServerReader, backendKey, type ServerOwner, type ServerPool } from "./pool";
+import type { ClientSocket } from "./tls-handles";
 
 /** Everything a connection needs from its listener, fixed when the factory ran (a reload builds a new one). */
 export interface ListenerContext {
@@ -147,7 +147,7 @@ export class ClientConn implements HasDeadline, ServerOwner {
   private pausedClient = false;
 
   constructor(
-    private readonly sock: Socket,
+    private readonly sock: ClientSocket,
     rawAddress: string | undefined,
     private readonly ctx: ListenerContext,
   ) {

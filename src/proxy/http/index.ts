@@ -11,6 +11,7 @@ import { ClientConn, type ListenerContext } from "./connection";
 import { backendKey, clearPool, poolFor, retainPool } from "./pool";
 import type { Backend, VipRuntime } from "../contract";
 import { buildSecureContext, wrapServerSocket } from "./tls";
+import { TlsOnHandle, tlsEngine } from "./tls-handles";
 
 export const createHttpHandler: HandlerFactory = (listener, vip) => {
   const cfg = vip.config;
@@ -50,7 +51,7 @@ export const createHttpHandler: HandlerFactory = (listener, vip) => {
     if (secureContext) {
       // Errors of the raw socket surface on the TLS socket; this only keeps a late one from being unhandled.
       client.on("error", () => {});
-      const t = wrapServerSocket(client, secureContext);
+      const t = tlsEngine.mode === "handles" ? new TlsOnHandle(client, secureContext) : wrapServerSocket(client, secureContext);
       new ClientConn(t, remote, ctx);
     } else {
       new ClientConn(client, remote, ctx);
