@@ -14,8 +14,9 @@
  * sockets as before (tcp.ts). `CTERA_LB_TCP_RELAY=streams` chooses the socket relay on purpose.
  */
 import type { Socket } from "node:net";
-import { getSystemErrorName, types } from "node:util";
+import { getSystemErrorName } from "node:util";
 import { giveBuf, nextReadSize, readBuffer, RELAY_HIGH_WATER, SMALL_READ } from "./buffers";
+import { streamWrap, UV_EOF, type StreamBinding, type StreamReq } from "./stream-binding";
 
 /** Node's TCP stream handle (TCPWrap), the methods used here. */
 interface StreamHandle {
@@ -25,45 +26,11 @@ interface StreamHandle {
   useUserBuffer(buf: Buffer): void;
   readStart(): number;
   readStop(): number;
-  writeBuffer(req: WriteReq, data: Buffer): number;
-}
-
-/** A write request (WriteWrap): `oncomplete(status)` runs when a write that queued has finished. */
-interface WriteReq {
-  handle: StreamHandle;
-  async: boolean;
-  buffer: Buffer | undefined;
-  oncomplete: ((status: number) => void) | undefined;
-}
-
-interface StreamBinding {
-  WriteWrap: new () => WriteReq;
-  streamBaseState: Int32Array;
-  kReadBytesOrError: number;
-  kArrayBufferOffset: number;
-  kLastWriteWasAsync: number;
-}
-
-/** libuv's end-of-stream code (the same on every Unix). */
-const UV_EOF = -4095;
-
-function load(): StreamBinding | undefined {
-  if (process.env.CTERA_LB_TCP_RELAY === "streams") return undefined;
-  try {
-    const b = (process as unknown as { binding(name: string): Partial<StreamBinding> }).binding("stream_wrap");
-    const ok =
-      typeof b.WriteWrap === "function" &&
-      typeof (b as { ShutdownWrap?: unknown }).ShutdownWrap === "function" &&
-      types.isInt32Array(b.streamBaseState) && // (not instanceof: the check must hold in any realm)
-      [b.kReadBytesOrError, b.kArrayBufferOffset, b.kLastWriteWasAsync].every((k) => Number.isInteger(k) && (k as number) >= 0 && (k as number) < b.streamBaseState!.length);
-    return ok ? (b as StreamBinding) : undefined;
-  } catch {
-    return undefined;
-  }
+  writeBuffer(req: StreamReq, data: Buffer): number;
 }
 
 /** The binding when this Node has it (and CTERA_LB_TCP_RELAY is not "streams"). */
-export const handles: StreamBinding | undefined = load();
+export const handles: StreamBinding | undefined = process.env.CTERA_LB_TCP_RELAY === "streams" ? undefined : streamWrap;
 
 /** Which relay new TCP connections use; tests switch it to run the same cases on both. */
 export const tcpRelay: { mode: "handles" | "streams" } = { mode: handles ? "handles" : "streams" };

@@ -16,7 +16,8 @@
  */
 import type { Socket } from "node:net";
 import type { SecureContext } from "node:tls";
-import { getSystemErrorName, types } from "node:util";
+import { getSystemErrorName } from "node:util";
+import { nodeBinding, streamWrap, UV_EOF, type StreamBinding, type StreamReq } from "../stream-binding";
 
 /** What the HTTP engine uses of a client socket: a net.Socket, a tls.TLSSocket, or a TlsOnHandle. */
 export interface ClientSocket {
@@ -43,63 +44,34 @@ interface TlsHandle {
   receive(data: Buffer): void;
   readStart(): number;
   readStop(): number;
-  writeBuffer(req: Req, data: Buffer): number;
-  writeLatin1String(req: Req, data: string): number;
-  writev(req: Req, chunks: Buffer[], allBuffers: boolean): number;
-  shutdown(req: Req): number;
+  writeBuffer(req: StreamReq, data: Buffer): number;
+  writeLatin1String(req: StreamReq, data: string): number;
+  writev(req: StreamReq, chunks: Buffer[], allBuffers: boolean): number;
+  shutdown(req: StreamReq): number;
   destroySSL(): void;
 }
 
-/** A write or shutdown request (WriteWrap, ShutdownWrap): `oncomplete(status)` runs when it has finished. */
-interface Req {
-  handle: TlsHandle;
-  oncomplete: (status: number) => void;
-}
-
-interface Bindings {
+interface Bindings extends StreamBinding {
   wrap(stream: unknown, context: unknown, isServer: boolean, hasActiveWrite: boolean): TlsHandle;
-  WriteWrap: new () => Req;
-  ShutdownWrap: new () => Req;
-  state: Int32Array;
-  kReadBytesOrError: number;
-  kArrayBufferOffset: number;
-  kLastWriteWasAsync: number;
 }
-
-/** libuv's end-of-stream code (the same on every Unix). */
-const UV_EOF = -4095;
 
 function load(): Bindings | undefined {
-  if (process.env.CTERA_LB_TLS_ENGINE === "streams") return undefined;
-  try {
-    const binding = (process as unknown as { binding(name: string): Record<string, unknown> }).binding;
-    const t = binding("tls_wrap");
-    const s = binding("stream_wrap");
-    const state = s.streamBaseState;
-    const keys = [s.kReadBytesOrError, s.kArrayBufferOffset, s.kLastWriteWasAsync];
-    const proto = (t.TLSWrap as { prototype?: Record<string, unknown> } | undefined)?.prototype;
-    const methods = ["setALPNProtocols", "receive", "readStart", "readStop", "writeBuffer", "writeLatin1String", "writev", "shutdown", "destroySSL"];
-    const ok =
-      typeof t.wrap === "function" &&
-      proto !== undefined &&
-      methods.every((m) => typeof proto[m] === "function") &&
-      typeof s.WriteWrap === "function" &&
-      typeof s.ShutdownWrap === "function" &&
-      types.isInt32Array(state) &&
-      keys.every((k) => Number.isInteger(k) && (k as number) >= 0 && (k as number) < (state as Int32Array).length);
-    if (!ok) return undefined;
-    return {
-      wrap: t.wrap as Bindings["wrap"],
-      WriteWrap: s.WriteWrap as Bindings["WriteWrap"],
-      ShutdownWrap: s.ShutdownWrap as Bindings["ShutdownWrap"],
-      state: state as Int32Array,
-      kReadBytesOrError: s.kReadBytesOrError as number,
-      kArrayBufferOffset: s.kArrayBufferOffset as number,
-      kLastWriteWasAsync: s.kLastWriteWasAsync as number,
-    };
-  } catch {
-    return undefined;
-  }
+  if (process.env.CTERA_LB_TLS_ENGINE === "streams" || !streamWrap) return undefined;
+  const t = nodeBinding("tls_wrap");
+  const proto = (t?.TLSWrap as { prototype?: Record<string, unknown> } | undefined)?.prototype;
+  const methods = ["setALPNProtocols", "receive", "readStart", "readStop", "writeBuffer", "writeLatin1String", "writev", "shutdown", "destroySSL"];
+  const ok = typeof t?.wrap === "function" && proto !== undefined && methods.every((m) => typeof proto[m] === "function");
+  if (!ok) return undefined;
+  const s = streamWrap;
+  return {
+    WriteWrap: s.WriteWrap,
+    ShutdownWrap: s.ShutdownWrap,
+    streamBaseState: s.streamBaseState,
+    kReadBytesOrError: s.kReadBytesOrError,
+    kArrayBufferOffset: s.kArrayBufferOffset,
+    kLastWriteWasAsync: s.kLastWriteWasAsync,
+    wrap: t.wrap as Bindings["wrap"],
+  };
 }
 
 /** The bindings when this Node has them (and CTERA_LB_TLS_ENGINE is not "streams"). */
@@ -278,7 +250,7 @@ export class TlsOnHandle implements ClientSocket {
 
   // ---------------------------------------------------------------- internals
 
-  private request(n: number): Req {
+  private request(n: number): StreamReq {
     const req = new tlsHandles!.WriteWrap();
     req.handle = this.h;
     req.oncomplete = (status: number) => this.written(status, n);
@@ -293,7 +265,7 @@ export class TlsOnHandle implements ClientSocket {
     }
     this.last = Date.now();
     this.inFlight = n;
-    if (tlsHandles!.state[tlsHandles!.kLastWriteWasAsync] === 0) this.written(0, n);
+    if (tlsHandles!.streamBaseState[tlsHandles!.kLastWriteWasAsync] === 0) this.written(0, n);
   }
 
   private written(status: number, n: number): void {
@@ -332,11 +304,11 @@ export class TlsOnHandle implements ClientSocket {
 
   private read(ab?: ArrayBuffer): void {
     const B = tlsHandles!;
-    const n = B.state[B.kReadBytesOrError];
+    const n = B.streamBaseState[B.kReadBytesOrError];
     if (this.destroyed) return;
     if (n > 0 && ab !== undefined) {
       this.last = Date.now();
-      this.onData(Buffer.from(ab, B.state[B.kArrayBufferOffset], n));
+      this.onData(Buffer.from(ab, B.streamBaseState[B.kArrayBufferOffset], n));
       return;
     }
     if (n === UV_EOF) {
