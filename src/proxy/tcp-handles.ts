@@ -73,6 +73,9 @@ export function relayOnHandles(
 ): () => void {
   const B = handles!;
   const state = B.streamBaseState;
+  // Read once: the binding object is slow to read a property from on every relayed read.
+  const kRead = B.kReadBytesOrError;
+  const kAsync = B.kLastWriteWasAsync;
   const ch = tcpHandle(client)!;
   const sh = tcpHandle(server)!;
   let last = Date.now();
@@ -96,11 +99,21 @@ export function relayOnHandles(
     // the write completes in the call, the usual case), so one object serves every write until one queues.
     let req = new B.WriteWrap();
     const next = (size: number) => (cur = readBuffer(size));
+    // The last short view of `cur` handed to a write: request/response traffic reads the same sizes again and
+    // again, so the view is reused instead of made anew for every read (a write keeps no reference to it).
+    let view: Buffer | null = null;
+    let viewOf: Buffer | null = null;
+    const bytesOf = (buf: Buffer, n: number): Buffer => {
+      if (n === buf.length) return buf;
+      if (viewOf === buf && view!.length === n) return view!;
+      viewOf = buf;
+      return (view = buf.subarray(0, n));
+    };
     // Bytes the socket read before the relay started (its stream buffer), in order, ahead of everything else.
     for (let b: Buffer | null; (b = fromSock.read() as Buffer | null) !== null; ) toSock.write(b);
     from.useUserBuffer(cur);
     from.onread = () => {
-      const n = state[B.kReadBytesOrError];
+      const n = state[kRead];
       if (n > 0) {
         if (toSock.destroyed) {
           // The other side was closed on its own (a shutdown closing client sockets, an error): nothing can be
@@ -110,13 +123,13 @@ export function relayOnHandles(
         }
         last = Date.now();
         const buf = cur;
-        const err = to.writeBuffer(req, n === buf.length ? buf : buf.subarray(0, n));
+        const err = to.writeBuffer(req, bytesOf(buf, n));
         if (err !== 0) {
           hooks.kill(`${other}-error`, typeof err === "number" ? getSystemErrorName(err) : "closed");
           return undefined;
         }
         const want = nextReadSize(n, buf.length);
-        if (state[B.kLastWriteWasAsync] !== 0) {
+        if (state[kAsync] !== 0) {
           // The write queued: this request object now belongs to it (the next write gets a fresh one).
           const queuedReq = req;
           req = new B.WriteWrap();

@@ -283,3 +283,43 @@ describe.each(["handles", "streams"] as const)("TCP pipe, relay on the %s", (mod
     expect(serverClosed).toBe(true);
   });
 });
+
+test("relay on the handles: reads of one size after a write had to wait each carry their own bytes (a reused view never points at a queued buffer)", async () => {
+  // The relay reuses its last short view of the read buffer while reads keep the same size; a write that
+  // queues keeps that buffer and the next read goes into a fresh one, so the view must not be reused then.
+  expect(tcpRelay.mode).toBe("handles");
+  let srvSock: net.Socket | undefined;
+  const got: Buffer[] = [];
+  const srv = await server(31015, (s) => {
+    if (srvSock) return; // health checks connect and close
+    srvSock = s;
+    s.pause(); // reads nothing until the client is done: the proxy's writes to it queue
+    s.on("data", (d: Buffer) => got.push(d));
+  });
+  const proxy = await startProxy(config(31015), { log: () => undefined, admin: false });
+  try {
+    const c = await tcpConnect(VIP, 31015, CLIENT);
+    const sent: Buffer[] = [];
+    const send = (b: Buffer) => (sent.push(b), c.write(b));
+    // Fill the kernel's buffers towards the server until a write of the proxy's has to wait.
+    for (let i = 0; lent.buffers === 0 && i < 2048; i++) {
+      send(Buffer.alloc(65536, i % 251));
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    expect(lent.buffers).toBeGreaterThan(0);
+    // 100 messages of 100 bytes, each its own read (the proxy runs in this process: a timer between them lets
+    // it read each one), each relayed by a write that waits.
+    for (let i = 0; i < 100; i++) {
+      send(Buffer.from(`message ${String(i).padStart(3, "0")} `.padEnd(100, String.fromCharCode(65 + (i % 26)))));
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    const total = sent.reduce((n, b) => n + b.length, 0);
+    srvSock!.resume();
+    await waitFor(() => got.reduce((n, b) => n + b.length, 0) >= total, 10_000);
+    expect(Buffer.concat(got).equals(Buffer.concat(sent))).toBe(true);
+    c.destroy();
+  } finally {
+    await proxy.close();
+    await closeServer(srv);
+  }
+});
