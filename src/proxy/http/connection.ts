@@ -88,6 +88,10 @@ function sameBackend(a: Backend, b: Backend): boolean {
   return a === b || (a.name === b.name && a.address === b.address);
 }
 
+/** Where the body bytes that go out in one buffer with a rebuilt response head end: a small part goes whole, a
+ * large one (over SMALL_COPY) goes as it is after the head. */
+const inlineEnd = (end: number, bodyEnd: number): number => (bodyEnd - end <= SMALL_COPY ? bodyEnd : end);
+
 /** A response head (through its blank line) with its Connection fields replaced by "Connection: close". */
 export function withConnectionClose(head: string): string {
   let out = "";
@@ -640,33 +644,34 @@ export class ClientConn implements HasDeadline, ServerOwner {
       return;
     }
     if (!resp.edits && !closing) {
-      // Only HSTS to add: the head's bytes, the line, the blank line and the body, as one buffer.
+      // Only HSTS to add: the head's bytes, the line, the blank line.
       this.hstsTail ??= Buffer.from(`${ctx.hstsLine}\r\n`, "latin1");
       const t = this.hstsTail;
       const head = end - 2 - start;
-      const inline = bodyEnd - end <= SMALL_COPY ? bodyEnd : end; // a large body part goes as it is
+      const inline = inlineEnd(end, bodyEnd);
       const out = Buffer.allocUnsafe(head + t.length + inline - end);
       buf.copy(out, 0, start, end - 2);
       t.copy(out, head);
-      buf.copy(out, head + t.length, end, inline);
-      this.writeClient(out);
-      if (bodyEnd > inline) this.writeClient(buf.subarray(inline, bodyEnd));
+      this.writeHeadAndBody(out, head + t.length, buf, end, inline, bodyEnd);
       return;
     }
     let out = resp.edits ? applyEdits(s, resp.edits) : s;
     if (closing) out = withConnectionClose(out);
     if (addHsts) out = out.slice(0, out.length - 2) + ctx.hstsLine + "\r\n";
-    if (bodyEnd === end) {
-      this.writeClient(out);
-      return;
-    }
-    // The rewritten head and a small body part in one buffer: one write, and on a TLS connection one record
-    // (two writes were two records in two TCP segments, and the client woke up for each).
-    const inline = bodyEnd - end <= SMALL_COPY ? bodyEnd : end;
+    const inline = inlineEnd(end, bodyEnd);
     const b = Buffer.allocUnsafe(out.length + inline - end);
     b.write(out, 0, "latin1");
-    buf.copy(b, out.length, end, inline);
-    this.writeClient(b);
+    this.writeHeadAndBody(b, out.length, buf, end, inline, bodyEnd);
+  }
+
+  /**
+   * `out` holds a rebuilt response head in its first `headLen` bytes and room for the body bytes buf[end, inline)
+   * after it: head and a small body part leave in one write (on TLS one record: two writes were two records in
+   * two TCP segments, and the client woke up for each); the rest, buf[inline, bodyEnd), follows as it is.
+   */
+  private writeHeadAndBody(out: Buffer, headLen: number, buf: Buffer, end: number, inline: number, bodyEnd: number): void {
+    buf.copy(out, headLen, end, inline);
+    this.writeClient(out);
     if (bodyEnd > inline) this.writeClient(buf.subarray(inline, bodyEnd));
   }
 

@@ -22,7 +22,9 @@ import { nodeBinding, streamWrap, UV_EOF, type StreamBinding, type StreamReq } f
 /** What the HTTP engine uses of a client socket: a net.Socket, a tls.TLSSocket, or a TlsOnHandle. */
 export interface ClientSocket {
   on(event: string, listener: (...args: never[]) => void): unknown;
-  write(data: Buffer | string, encoding?: BufferEncoding): boolean;
+  /** Strings are head text: latin1, one byte per character. */
+  write(data: Buffer): boolean;
+  write(data: string, encoding: "latin1"): boolean;
   end(): unknown;
   destroy(): unknown;
   pause(): unknown;
@@ -51,31 +53,26 @@ interface TlsHandle {
   destroySSL(): void;
 }
 
-interface Bindings extends StreamBinding {
-  wrap(stream: unknown, context: unknown, isServer: boolean, hasActiveWrite: boolean): TlsHandle;
-}
+type Wrap = (stream: unknown, context: unknown, isServer: boolean, hasActiveWrite: boolean) => TlsHandle;
 
-function load(): Bindings | undefined {
+function load(): { wrap: Wrap } | undefined {
   if (process.env.CTERA_LB_TLS_ENGINE === "streams" || !streamWrap) return undefined;
   const t = nodeBinding("tls_wrap");
   const proto = (t?.TLSWrap as { prototype?: Record<string, unknown> } | undefined)?.prototype;
   const methods = ["setALPNProtocols", "receive", "readStart", "readStop", "writeBuffer", "writeLatin1String", "writev", "shutdown", "destroySSL"];
   const ok = typeof t?.wrap === "function" && proto !== undefined && methods.every((m) => typeof proto[m] === "function");
-  if (!ok) return undefined;
-  const s = streamWrap;
-  return {
-    WriteWrap: s.WriteWrap,
-    ShutdownWrap: s.ShutdownWrap,
-    streamBaseState: s.streamBaseState,
-    kReadBytesOrError: s.kReadBytesOrError,
-    kArrayBufferOffset: s.kArrayBufferOffset,
-    kLastWriteWasAsync: s.kLastWriteWasAsync,
-    wrap: t.wrap as Bindings["wrap"],
-  };
+  return ok ? { wrap: t.wrap as Wrap } : undefined;
 }
 
-/** The bindings when this Node has them (and CTERA_LB_TLS_ENGINE is not "streams"). */
-export const tlsHandles: Bindings | undefined = load();
+/** Node's TLSWrap factory when this Node has it, with the stream binding (and CTERA_LB_TLS_ENGINE is not "streams"). */
+export const tlsHandles: { wrap: Wrap } | undefined = load();
+
+// The stream binding's parts, read once (TlsOnHandle exists only when tlsHandles, hence streamWrap, does).
+const S = streamWrap ?? ({} as Partial<StreamBinding>);
+const state = S.streamBaseState!;
+const K_READ = S.kReadBytesOrError!;
+const K_OFFSET = S.kArrayBufferOffset!;
+const K_ASYNC = S.kLastWriteWasAsync!;
 
 /** Which TLS socket new connections get; tests switch it to run the same cases on both. */
 export const tlsEngine: { mode: "handles" | "streams" } = { mode: tlsHandles ? "handles" : "streams" };
@@ -128,9 +125,8 @@ export class TlsOnHandle implements ClientSocket {
     private readonly raw: Socket,
     context: SecureContext,
   ) {
-    const B = tlsHandles!;
     const tcp = (raw as unknown as { _handle: unknown })._handle;
-    const h = B.wrap(tcp, (context as unknown as { context: unknown }).context, true, false);
+    const h = tlsHandles!.wrap(tcp, (context as unknown as { context: unknown }).context, true, false);
     this.h = h;
     h.onhandshakestart = () => {
       // Renegotiation is refused by the context (SSL_OP_NO_RENEGOTIATION, and TLS 1.3 has none); a second
@@ -197,33 +193,33 @@ export class TlsOnHandle implements ClientSocket {
   }
 
   pause(): this {
-    if (this.reading && !this.destroyed) {
-      this.reading = false;
-      this.h.readStop();
-    }
-    return this;
+    return this.setReading(false);
   }
 
   resume(): this {
-    if (!this.reading && !this.destroyed) {
-      this.reading = true;
-      this.h.readStart();
+    return this.setReading(true);
+  }
+
+  private setReading(on: boolean): this {
+    if (this.reading !== on && !this.destroyed) {
+      this.reading = on;
+      if (on) this.h.readStart();
+      else this.h.readStop();
     }
     return this;
   }
 
-  write(data: Buffer | string, encoding?: BufferEncoding): boolean {
+  write(data: Buffer | string, _encoding?: "latin1"): boolean {
     if (this.destroyed || this.ending) return false;
-    const n = typeof data === "string" ? Buffer.byteLength(data, encoding ?? "utf8") : data.length;
+    const n = data.length; // a string is latin1: a byte per character
     if (n === 0) return this.writableLength < HIGH_WATER;
     this.writableLength += n;
     if (this.inFlight > 0) {
       // The handle takes one write at a time: this one waits (a string as its bytes).
-      this.waiting.push(typeof data === "string" ? Buffer.from(data, encoding ?? "utf8") : data);
+      this.waiting.push(typeof data === "string" ? Buffer.from(data, "latin1") : data);
     } else {
       const req = this.request(n);
-      const err = typeof data === "string" && (encoding === "latin1" || encoding === "binary") ? this.h.writeLatin1String(req, data) : this.h.writeBuffer(req, typeof data === "string" ? Buffer.from(data, encoding ?? "utf8") : data);
-      this.issued(err, n);
+      this.issued(typeof data === "string" ? this.h.writeLatin1String(req, data) : this.h.writeBuffer(req, data), n);
     }
     const ok = this.writableLength < HIGH_WATER;
     if (!ok) this.needDrain = true;
@@ -251,7 +247,7 @@ export class TlsOnHandle implements ClientSocket {
   // ---------------------------------------------------------------- internals
 
   private request(n: number): StreamReq {
-    const req = new tlsHandles!.WriteWrap();
+    const req = new S.WriteWrap!();
     req.handle = this.h;
     req.oncomplete = (status: number) => this.written(status, n);
     return req;
@@ -265,7 +261,7 @@ export class TlsOnHandle implements ClientSocket {
     }
     this.last = Date.now();
     this.inFlight = n;
-    if (tlsHandles!.streamBaseState[tlsHandles!.kLastWriteWasAsync] === 0) this.written(0, n);
+    if (state[K_ASYNC] === 0) this.written(0, n);
   }
 
   private written(status: number, n: number): void {
@@ -278,10 +274,10 @@ export class TlsOnHandle implements ClientSocket {
     this.writableLength -= n;
     this.last = Date.now();
     if (this.waiting.length > 0) {
+      // Everything still counted in writableLength is waiting: it leaves now, as one write.
       const chunks = this.waiting;
+      const bytes = this.writableLength;
       this.waiting = [];
-      let bytes = 0;
-      for (const c of chunks) bytes += c.length;
       const req = this.request(bytes);
       this.issued(chunks.length === 1 ? this.h.writeBuffer(req, chunks[0]) : this.h.writev(req, chunks, true), bytes);
       return;
@@ -296,19 +292,18 @@ export class TlsOnHandle implements ClientSocket {
   private shutdown(): void {
     if (this.ended) return;
     this.ended = true;
-    const req = new tlsHandles!.ShutdownWrap();
+    const req = new S.ShutdownWrap!();
     req.handle = this.h;
     req.oncomplete = noop; // a failed FIN (the peer is gone) ends with the peer's end or reset
     this.h.shutdown(req);
   }
 
   private read(ab?: ArrayBuffer): void {
-    const B = tlsHandles!;
-    const n = B.streamBaseState[B.kReadBytesOrError];
+    const n = state[K_READ];
     if (this.destroyed) return;
     if (n > 0 && ab !== undefined) {
       this.last = Date.now();
-      this.onData(Buffer.from(ab, B.streamBaseState[B.kArrayBufferOffset], n));
+      this.onData(Buffer.from(ab, state[K_OFFSET], n));
       return;
     }
     if (n === UV_EOF) {
